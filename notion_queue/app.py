@@ -1,0 +1,203 @@
+"""The webhook server: validate, journal durably, answer 202. Nothing here waits on Notion."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from notion_queue import metrics
+from notion_queue.clock import Clock
+from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.handlers import HANDLERS, Handler
+from notion_queue.intake.journal import Journal
+from notion_queue.logs import get_logger
+from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.settings import Settings
+from notion_queue.signatures import (
+    verify_calcom_signature,
+    verify_calendly_signature,
+    verify_resend_signature,
+    verify_website_signature,
+)
+from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.unsubscribe_pages import unsubscribe_routes
+
+log = get_logger("notion_queue.server")
+MAX_BODY_BYTES = 64 * 1024
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+async def read_body(request: Request) -> bytes | JSONResponse:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return error(413, f"body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return error(413, f"body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    return body
+
+
+def parse_json(body: bytes) -> dict[str, Any] | JSONResponse:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "body is not valid JSON")
+    if not isinstance(data, dict):
+        return error(400, "body must be a JSON object")
+    return data
+
+
+def validation_problem(exc: ValidationError) -> JSONResponse:
+    problems = []
+    for item in exc.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append({"field": field, "message": message})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return error(422, summary, problems=problems)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    journal: Journal,
+    drainer: Drainer | None,
+    clock: Clock,
+    unsubscribe: UnsubscribeTokens | None = None,
+) -> Starlette:
+    """`drainer=None` journals without draining (tests that inspect the journal)."""
+
+    def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
+        """Each source signs its own way; a source with no secret configured is not checked."""
+        if handler.signature == "calcom" and settings.calcom_webhook_secret is not None:
+            return verify_calcom_signature(
+                settings.calcom_webhook_secret.get_secret_value(), body, request.headers
+            )
+        if handler.signature == "calendly" and settings.calendly_webhook_signing_key is not None:
+            return verify_calendly_signature(
+                settings.calendly_webhook_signing_key.get_secret_value(),
+                body,
+                request.headers,
+                clock.now().timestamp(),
+            )
+        if handler.signature == "resend" and settings.resend_webhook_secret is not None:
+            return verify_resend_signature(
+                settings.resend_webhook_secret.get_secret_value(), body, request.headers
+            )
+        if handler.signature == "website" and settings.webhook_secret is not None:
+            return verify_website_signature(
+                settings.webhook_secret.get_secret_value(), body, request.headers
+            )
+        return None
+
+    def make_endpoint(handler: Handler) -> Any:
+        async def endpoint(request: Request) -> Response:
+            body = await read_body(request)
+            if isinstance(body, Response):
+                return body
+            problem = check_signature(handler, body, request)
+            if problem:
+                return error(401, problem)
+            data = parse_json(body)
+            if isinstance(data, Response):
+                return data
+            try:
+                payload = handler.model.model_validate(data)
+            except ValidationError as exc:
+                return validation_problem(exc)
+            reason = handler.ignored(payload)
+            if reason:
+                log.info("event_ignored", kind=handler.kind, reason=reason)
+                return JSONResponse({"status": "ignored", "reason": reason}, status_code=202)
+            try:
+                handler.plan(payload, clock.now())  # pure: proves the event can be applied
+            except ValueError as exc:
+                return error(422, str(exc))
+            event_id, is_new = journal.append(
+                handler.kind,
+                handler.event_key(payload, request.headers),
+                payload.model_dump(mode="json"),
+                clock.now(),
+            )
+            if drainer is not None and is_new:
+                drainer.notify()
+            log.info("event_accepted", kind=handler.kind, event_id=event_id, duplicate=not is_new)
+            return JSONResponse(
+                {"status": "accepted", "event_id": event_id, "duplicate": not is_new},
+                status_code=202,
+            )
+
+        return endpoint
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        backlog = journal.backlog()
+        store_ok = drainer.store_ok if drainer is not None else True
+        body = {
+            "status": "ready" if store_ok else "degraded",
+            "journal_backlog": backlog,
+            "store_ok": store_ok,
+            "last_error": drainer.last_error if drainer is not None else "",
+        }
+        return JSONResponse(body, status_code=200 if store_ok else 503)
+
+    routes = [
+        Route(f"/webhook/{kind}", make_endpoint(handler), methods=["POST"])
+        for kind, handler in HANDLERS.items()
+        if handler.route
+    ]
+    if unsubscribe is not None:
+        routes += unsubscribe_routes(unsubscribe, journal, drainer, clock)
+    if settings.mail_backend == "outbox":
+        routes += outbox_routes(settings.outbox_dir)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        metrics.JOURNAL_BACKLOG.set(journal.backlog())
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+    routes += [
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if drainer is not None:
+            drainer.start()
+        log.info("server_started", webhooks=sorted(k for k, h in HANDLERS.items() if h.route))
+        try:
+            yield
+        finally:
+            if drainer is not None:
+                drainer.stop()
+            log.info("server_stopped")
+
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["POST", "OPTIONS"],
+                allow_headers=["Content-Type", "X-Webhook-Signature"],
+            )
+        )
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,294 @@
+"""`notion-queue`: the hand work of ops and marketers, on whichever store the settings name.
+
+notion-queue status                       counts by status and sequence, next due, failures
+notion-queue pause EMAIL / resume EMAIL   hold or release an address's queued rows
+notion-queue cancel EMAIL [--sequence S]  end an address's open rows
+notion-queue retry-failed [--since DATE]  set failed rows back to queued
+notion-queue enqueue SEQUENCE --email E [--var k=v ...]
+notion-queue preview TEMPLATE --email E [--var k=v ...] [--html FILE]
+notion-queue templates check              render every template with the seeds' payloads
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dateutil import parser as dateparser
+
+from notion_queue.clock import Clock, SystemClock
+from notion_queue.errors import NotionQueueError
+from notion_queue.intake.journal import JournalEntry
+from notion_queue.intake.payloads import normalise_email
+from notion_queue.intake.plans import StartSequence, expand
+from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, RowUpdate, Status
+from notion_queue.render import render
+from notion_queue.settings import Settings, load_settings
+from notion_queue.store.base import QueueStore
+from notion_queue.template_check import check_templates
+from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
+
+Out = Callable[[str], None]
+
+
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--var {pair!r} must look like name=value")
+        variables[key.strip()] = value
+    return variables
+
+
+def _progress(out: Out, index: int, total: int, what: str) -> None:
+    if total > 10 and (index % 10 == 0 or index == total):
+        out(f"  {index}/{total} {what}")
+
+
+def cmd_status(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    rows = list(store.all_rows())
+    if not rows:
+        out("The queue is empty.")
+        return 0
+    by_status = Counter(r.status_text or "(empty)" for r in rows)
+    by_sequence: dict[str, Counter[str]] = {}
+    for row in rows:
+        by_sequence.setdefault(row.sequence or "(none)", Counter())[row.status_text] += 1
+    statuses = [s.value for s in Status]
+    out(f"{len(rows)} rows: " + ", ".join(f"{by_status[s]} {s}" for s in statuses if by_status[s]))
+    out("")
+    out(f"{'sequence':<18}" + "".join(f"{s:>11}" for s in statuses))
+    for sequence, counts in sorted(by_sequence.items()):
+        out(f"{sequence:<18}" + "".join(f"{counts[s]:>11}" for s in statuses))
+    now = clock.now()
+    queued = sorted(
+        (r for r in rows if r.status is Status.QUEUED and r.scheduled_time),
+        key=lambda r: r.scheduled_time or now,
+    )
+    out("")
+    if queued:
+        nxt = queued[0]
+        assert nxt.scheduled_time is not None
+        when = "due now" if nxt.scheduled_time <= now else f"in {_ago(nxt.scheduled_time - now)}"
+        out(
+            f"Next due: {nxt.template_id} → {nxt.email} at "
+            f"{nxt.scheduled_time:%Y-%m-%d %H:%M:%S} UTC ({when})"
+        )
+    else:
+        out("Nothing queued.")
+    failed = [r for r in rows if r.status is Status.FAILED]
+    if failed:
+        out("")
+        out(f"Failed rows ({len(failed)}): fix each, then `notion-queue retry-failed`")
+        for row in failed[-20:]:
+            out(f"  {row.template_id} → {row.email}: {row.error_message}")
+    return 0
+
+
+def _ago(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def _set_status(
+    store: QueueStore,
+    out: Out,
+    email: str,
+    rows: list[QueueRow],
+    update: RowUpdate,
+    verb: str,
+) -> int:
+    if not rows:
+        out(f"No rows to {verb} for {email}.")
+        return 0
+    for index, row in enumerate(rows, start=1):
+        store.update_row(row.id, update)
+        _progress(out, index, len(rows), verb)
+    out(f"{verb.capitalize()}d {len(rows)} row(s) for {email}.")
+    return 0
+
+
+def cmd_pause(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    email = normalise_email(args.email)
+    rows = store.rows_for_email(email, statuses={Status.QUEUED})
+    return _set_status(store, out, email, rows, RowUpdate(status=Status.PAUSED), "pause")
+
+
+def cmd_resume(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    email = normalise_email(args.email)
+    rows = store.rows_for_email(email, statuses={Status.PAUSED})
+    return _set_status(store, out, email, rows, RowUpdate(status=Status.QUEUED), "resume")
+
+
+def cmd_cancel(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    email = normalise_email(args.email)
+    rows = store.rows_for_email(email, sequence=args.sequence, statuses=ACTIVE_STATUSES)
+    update = RowUpdate(status=Status.CANCELLED, error_message="cancelled: by notion-queue cancel")
+    return _set_status(store, out, email, rows, update, "cancel")
+
+
+def cmd_retry_failed(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    since: datetime | None = None
+    if args.since:
+        since = dateparser.isoparse(args.since)
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    rows = [
+        r
+        for r in store.all_rows()
+        if r.status is Status.FAILED
+        and (since is None or (r.scheduled_time is not None and r.scheduled_time >= since))
+    ]
+    if not rows:
+        out("No failed rows to retry.")
+        return 0
+    for index, row in enumerate(rows, start=1):
+        store.update_row(row.id, RowUpdate(status=Status.QUEUED, attempts=0, error_message=""))
+        _progress(out, index, len(rows), "requeued")
+    out(f"Requeued {len(rows)} failed row(s); the worker sends them at its next poll.")
+    return 0
+
+
+def cmd_enqueue(
+    store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
+) -> int:
+    catalog = build_catalog(settings)
+    catalog[args.sequence]  # a clear error for an unknown sequence
+    email = normalise_email(args.email)
+    variables = _parse_vars(args.var)
+    now = clock.now()
+    anchor = dateparser.isoparse(args.at) if args.at else now
+    if anchor.tzinfo is None:
+        raise ValueError("--at needs a timezone, e.g. 2025-12-03T14:00:00Z")
+    first_name = variables.get("first_name", "")
+    entry = JournalEntry(
+        f"cli_{secrets.token_hex(6)}", f"cli:{secrets.token_hex(10)}", "cli", {}, now
+    )
+    contact = store.upsert_contact(
+        ContactData(email=email, first_name=first_name or None, last_event=f"cli:{args.sequence}")
+    )
+    rows = expand(
+        StartSequence(args.sequence, anchor, first_name=first_name, variables=variables),
+        email=email,
+        catalog=catalog,
+        event_key=entry.event_key,
+        now=now,
+        testing_mode=settings.testing_mode,
+        contact_id=contact.id,
+    )
+    for row in rows:
+        store.add_row(row)
+        out(f"  {row.template_id} at {row.scheduled_time:%Y-%m-%d %H:%M:%S} UTC ({row.status})")
+    out(f"Enqueued {len(rows)} row(s) of {args.sequence} for {email}.")
+    return 0
+
+
+def cmd_preview(
+    store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
+) -> int:
+    catalog = build_catalog(settings)
+    email = normalise_email(args.email)
+    source = TemplateSource(store, clock, cache_seconds=0)
+    template = source.get(args.template)
+    variables: dict[str, Any] = {**catalog.variables, **_parse_vars(args.var), "email": email}
+    variables["unsubscribe_url"] = build_unsubscribe(settings).url(settings.public_base_url, email)
+    rendered = render(template, variables)
+    out(f"Subject: {rendered.subject}")
+    out(f"To: {email}")
+    out("")
+    out(rendered.text)
+    if args.html:
+        Path(args.html).write_text(rendered.html, encoding="utf-8")
+        out(f"HTML written to {args.html} (open it in a browser).")
+    return 0
+
+
+def cmd_templates_check(out: Out, settings: Settings) -> int:
+    catalog = build_catalog(settings)
+    results = check_templates(catalog, load_packaged_templates())
+    problems = [r for r in results if r.problem]
+    for result in results:
+        mark = "ok  " if result.problem is None else "FAIL"
+        detail = result.rendered.subject if result.rendered else result.problem
+        out(f"{mark} {result.template_id:<28} {detail}")
+    out(
+        f"{len(results) - len(problems)} of {len(results)} templates render with the seeds' payloads."
+    )
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notion-queue", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help="counts by status and sequence, next due, failed rows")
+    for name, help_text in (("pause", "hold an address's queued rows"), ("resume", "release them")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("email")
+    p = sub.add_parser("cancel", help="end an address's open rows")
+    p.add_argument("email")
+    p.add_argument("--sequence")
+    p = sub.add_parser("retry-failed", help="set failed rows back to queued")
+    p.add_argument("--since", help="only rows scheduled on or after this date")
+    p = sub.add_parser("enqueue", help="start a sequence for an address by hand")
+    p.add_argument("sequence")
+    p.add_argument("--email", required=True)
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--at", help="the anchor time (default now; a meeting's start for precall_prep)")
+    p = sub.add_parser("preview", help="render a template for an address")
+    p.add_argument("template")
+    p.add_argument("--email", required=True)
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--html", help="also write the HTML part to this file")
+    templates = sub.add_parser("templates", help="template tools")
+    tsub = templates.add_subparsers(dest="templates_command", required=True)
+    tsub.add_parser("check", help="render every template with the seeds' sample payloads")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    clock = clock or SystemClock()
+    try:
+        settings = load_settings()
+        if args.command == "templates":
+            return cmd_templates_check(out, settings)
+        store = build_store(settings, clock)
+    except NotionQueueError as exc:
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 2
+    commands: dict[str, Callable[..., int]] = {
+        "status": cmd_status,
+        "pause": cmd_pause,
+        "resume": cmd_resume,
+        "cancel": cmd_cancel,
+        "retry-failed": cmd_retry_failed,
+    }
+    try:
+        if args.command in commands:
+            return commands[args.command](store, clock, out, args)
+        if args.command == "enqueue":
+            return cmd_enqueue(store, clock, out, args, settings)
+        return cmd_preview(store, clock, out, args, settings)
+    except (NotionQueueError, ValueError) as exc:
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The `main()`s behind server.py and worker.py: settings once, then wire and run."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from notion_queue.clock import SystemClock
+from notion_queue.errors import ConfigError, NotionQueueError
+from notion_queue.logs import configure_logging, get_logger
+from notion_queue.settings import Settings, load_settings
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"notion-queue: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_format, settings.log_level, settings.secrets())
+    return settings
+
+
+def server_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="server.py", description="The webhook server.")
+    parser.parse_args(argv)
+    settings = _settings_or_exit()
+
+    import uvicorn
+
+    from notion_queue.app import create_app
+    from notion_queue.intake.drainer import Drainer
+    from notion_queue.intake.journal import Journal
+    from notion_queue.intake.processor import IntakeProcessor
+    from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
+
+    clock = SystemClock()
+    log = get_logger("notion_queue.server")
+    try:
+        catalog = build_catalog(settings)
+        store = build_store(settings, clock)
+    except NotionQueueError as exc:
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 2
+    journal = Journal(settings.state_dir / "intake.sqlite3")
+    drainer = Drainer(
+        journal,
+        IntakeProcessor(store, catalog, clock, testing_mode=settings.testing_mode),
+        clock,
+    )
+    app = create_app(
+        settings,
+        journal=journal,
+        drainer=drainer,
+        clock=clock,
+        unsubscribe=build_unsubscribe(settings),
+    )
+    log.info("listening", url=f"http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=8,
+    )
+    store.close()
+    journal.close()
+    return 0
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="worker.py", description="Send due Email Queue rows and mark them."
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="run one poll cycle and exit (cron, tests)"
+    )
+    args = parser.parse_args(argv)
+    settings = _settings_or_exit()
+
+    from notion_queue.wiring import build_mailer, build_store, build_worker
+    from notion_queue.worker_lock import WorkerLock
+
+    clock = SystemClock()
+    log = get_logger("notion_queue.worker")
+    queue_name = (
+        f"Notion database {settings.notion_email_queue_db_id}"
+        if settings.queue_backend == "notion"
+        else f"SQLite queue {settings.sqlite_path.resolve()}"
+    )
+    lock = WorkerLock(settings.state_dir, queue_name)
+    try:
+        lock.acquire()
+        store = build_store(settings, clock)
+        mailer = build_mailer(settings, clock)
+        worker = build_worker(settings, clock, store, mailer)
+    except NotionQueueError as exc:
+        lock.release()
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 2
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if settings.metrics_port and not args.once:
+        from notion_queue import metrics
+
+        metrics.serve(settings.metrics_port, settings.host)
+    try:
+        if args.once:
+            summary = worker.run_once()
+            log.info("cycle_done", **summary.outcomes)
+            return 1 if summary.account_error else 0
+        worker.run_forever()
+        return 0
+    finally:
+        mailer.close()
+        store.close()
+        lock.release()

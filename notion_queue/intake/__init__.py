@@ -1,0 +1,1 @@
+"""Intake: webhook events → the durable journal → contact upserts and queue rows."""

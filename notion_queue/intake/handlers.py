@@ -1,0 +1,420 @@
+"""Each webhook: its payload model, how it is signed, its event key (idempotency) and its Plan.
+
+A Plan says which sequences start, which are cancelled (exit rules) and which move (a
+rescheduled meeting). The catalog says what each sequence's rows are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from notion_queue.intake.payloads import (
+    CalcomWebhook,
+    CalendlyWebhook,
+    ResendEvent,
+    UnsubscribeRequest,
+    WebsiteLead,
+    first_name_from,
+    parse_time,
+)
+from notion_queue.intake.plans import (
+    ALL_SEQUENCES,
+    CancelSequences,
+    MoveSequence,
+    Plan,
+    StartSequence,
+)
+from notion_queue.logs import get_logger
+from notion_queue.models import ContactData
+
+log = get_logger(__name__)
+
+Signature = Literal["website", "calcom", "calendly", "resend", "none"]
+
+
+@dataclass(frozen=True)
+class Handler:
+    kind: str
+    model: type[BaseModel]
+    plan: Callable[[Any, datetime], Plan]
+    signature: Signature = "website"
+    key: Callable[[Any, Mapping[str, str]], str] | None = None
+    ignore: Callable[[Any], str | None] | None = None
+    route: bool = True  # False: journaled by another endpoint (the unsubscribe page)
+
+    def event_key(self, payload: BaseModel, headers: Mapping[str, str] | None = None) -> str:
+        """Same event twice → same key. Website bodies carry no id: the body itself is the key."""
+        if self.key is not None:
+            return f"{self.kind}:{self.key(payload, headers or {})}"
+        canonical = json.dumps(payload.model_dump(mode="json"), sort_keys=True)
+        digest = hashlib.sha256(f"{self.kind}\n{canonical}".encode()).hexdigest()[:20]
+        return f"{self.kind}:{digest}"
+
+    def ignored(self, payload: BaseModel) -> str | None:
+        """Why this event needs nothing from us (answered 202, not journaled), or None."""
+        return self.ignore(payload) if self.ignore is not None else None
+
+
+def human(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def meeting_time_text(value: datetime) -> str:
+    return value.strftime("%A %d %B, %H:%M UTC").replace(" 0", " ")
+
+
+# The website's endpoints
+
+ASSESSMENT_FIELDS = (
+    "assessment_score",
+    "overall_score",
+    "red_systems",
+    "orange_systems",
+    "yellow_systems",
+    "green_systems",
+    "gps_score",
+    "money_score",
+    "weakest_system_1",
+    "weakest_system_2",
+    "strongest_system",
+    "revenue_leak_total",
+)
+
+TIPS = {
+    "GPS": "Write down the three numbers that tell you if this week went well, and check them every Monday.",
+    "MONEY": "Look at last month's bank statement and circle every charge you would not sign up for today.",
+    "FUEL": "Ask your last ten happy clients where they heard of you, and do more of that.",
+    "CABIN": "Write a one-page checklist for the task you redo most often, so anyone can do it.",
+}
+
+
+def _lead_contact(lead: WebsiteLead, kind: str) -> ContactData:
+    extras = lead.extras()
+    assessment = dict(extras.get("assessment_data") or {})
+    assessment.update({k: extras[k] for k in ASSESSMENT_FIELDS if k in extras})
+    score = extras.get("assessment_score", extras.get("overall_score"))
+    return ContactData(
+        email=lead.email,
+        first_name=first_name_from(lead.first_name, lead.name),
+        last_name=lead.last_name,
+        business_name=lead.business_name,
+        assessment_score=float(score) if isinstance(score, int | float) else None,
+        assessment_data=assessment or None,
+        segment=_segment({**assessment, **extras}),
+        last_event=kind,
+    )
+
+
+def _segment(fields: dict[str, Any]) -> str | None:
+    """The seeds' segments: CRITICAL (2+ red systems), URGENT (any red or orange), OPTIMIZE."""
+    red, orange = fields.get("red_systems"), fields.get("orange_systems")
+    if not isinstance(red, int) and not isinstance(orange, int):
+        return None
+    if isinstance(red, int) and red >= 2:
+        return "CRITICAL"
+    if (isinstance(red, int) and red >= 1) or (isinstance(orange, int) and orange >= 1):
+        return "URGENT"
+    return "OPTIMIZE"
+
+
+def lead_variables(lead: WebsiteLead) -> dict[str, Any]:
+    """The payload's fields plus the derived names the seed templates use."""
+    variables = lead.variables()
+    assessment = variables.get("assessment_data")
+    if isinstance(assessment, dict):
+        for key, value in assessment.items():
+            variables.setdefault(key, value)
+    weakest = variables.get("weakest_system_1")
+    if weakest:
+        variables.setdefault("WeakestSystem1", weakest)
+        tip = TIPS.get(str(weakest).upper())
+        if tip:
+            variables.setdefault("personalized_tip_1", tip)
+    leak = variables.get("revenue_leak_total")
+    if isinstance(leak, int | float):
+        variables.setdefault("TotalRevenueLeak_K", f"{leak / 1000:.1f}".rstrip("0").rstrip("."))
+    if "assessment_score" in variables:
+        variables.setdefault("overall_score", variables["assessment_score"])
+    for field in ("scheduled_time", "call_date", "diagnostic_call_date"):
+        value = variables.get(field)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                variables[field] = meeting_time_text(parse_time(value))
+    if "scheduled_time" in variables:
+        variables.setdefault("diagnostic_call_date", variables["scheduled_time"])
+    return variables
+
+
+def _start(lead: WebsiteLead, sequence: str, anchor: datetime) -> StartSequence:
+    variables = lead_variables(lead)
+    return StartSequence(
+        sequence=sequence,
+        anchor=anchor,
+        first_name=str(variables.get("first_name", "")),
+        variables=variables,
+    )
+
+
+def anchor_from(value: object, fallback: datetime, field: str) -> datetime:
+    """A time from the payload, or when the event arrived (with a warning) when it is absent."""
+    if value in (None, ""):
+        log.warning("anchor_missing", field=field, fallback=fallback.isoformat())
+        return fallback
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+def plan_signup(lead: WebsiteLead, received_at: datetime) -> Plan:
+    return Plan(
+        email=lead.email,
+        contact=_lead_contact(lead, "christmas-signup"),
+        starts=(_start(lead, "lead_nurture", received_at),),
+    )
+
+
+def plan_assessment(lead: WebsiteLead, received_at: datetime) -> Plan:
+    sent_at = anchor_from(lead.extras().get("email_1_sent_at"), received_at, "email_1_sent_at")
+    return Plan(
+        email=lead.email,
+        contact=_lead_contact(lead, "christmas-assessment"),
+        cancels=(CancelSequences(("lead_nurture",), f"assessment completed {human(received_at)}"),),
+        starts=(_start(lead, "five_day", sent_at),),
+    )
+
+
+def plan_noshow(lead: WebsiteLead, received_at: datetime) -> Plan:
+    return Plan(
+        email=lead.email,
+        contact=_lead_contact(lead, "calendly-noshow"),
+        starts=(_start(lead, "noshow_recovery", received_at),),
+    )
+
+
+def plan_postcall_maybe(lead: WebsiteLead, received_at: datetime) -> Plan:
+    return Plan(
+        email=lead.email,
+        contact=_lead_contact(lead, "postcall-maybe"),
+        starts=(_start(lead, "postcall_maybe", received_at),),
+    )
+
+
+def plan_onboarding(lead: WebsiteLead, received_at: datetime) -> Plan:
+    return Plan(
+        email=lead.email,
+        contact=_lead_contact(lead, "onboarding-start"),
+        cancels=(CancelSequences(("postcall_maybe",), f"onboarding started {human(received_at)}"),),
+        starts=(_start(lead, "onboarding", received_at),),
+    )
+
+
+# Cal.com
+
+BOOKING_CANCELS = ("five_day", "noshow_recovery")
+
+
+def _booking_start(
+    email: str, first_name: str, start: datetime, extra: dict[str, Any]
+) -> tuple[StartSequence, CancelSequences]:
+    variables = {"first_name": first_name, "meeting_time": meeting_time_text(start), **extra}
+    variables = {k: v for k, v in variables.items() if v not in (None, "")}
+    return (
+        StartSequence("precall_prep", start, first_name=first_name, variables=variables),
+        CancelSequences(BOOKING_CANCELS, f"call booked for {human(start)}"),
+    )
+
+
+def _calcom_is_reschedule(hook: CalcomWebhook) -> bool:
+    # Cal.com's API v2 reschedules send BOOKING_REQUESTED (or CREATED) with rescheduleUid.
+    return hook.triggerEvent == "BOOKING_RESCHEDULED" or bool(hook.payload.rescheduleUid)
+
+
+def calcom_ignore(hook: CalcomWebhook) -> str | None:
+    trigger = hook.triggerEvent
+    if trigger in ("BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_CANCELLED"):
+        return None
+    if trigger == "BOOKING_REQUESTED" and hook.payload.rescheduleUid:
+        return None
+    return f"{trigger} needs nothing from notion-queue"
+
+
+def plan_calcom(hook: CalcomWebhook, received_at: datetime) -> Plan:
+    booking = hook.payload
+    person = booking.booker()
+    first = first_name_from(person.firstName, person.name) or ""
+    contact = ContactData(
+        email=person.email,
+        first_name=first or None,
+        last_name=person.lastName,
+        meeting_time=booking.startTime if hook.triggerEvent != "BOOKING_CANCELLED" else None,
+        last_event=f"calcom:{hook.triggerEvent}",
+    )
+    if hook.triggerEvent == "BOOKING_CANCELLED":
+        if booking.requestReschedule:
+            # The host asked to rebook: not final. The reminders wait (paused) for the new time.
+            hold = CancelSequences(
+                ("precall_prep",), "the host asked to reschedule the call", hold=True
+            )
+            return Plan(person.email, contact, cancels=(hold,))
+        reason = "call cancelled" + (
+            f" ({booking.cancellationReason})" if booking.cancellationReason else ""
+        )
+        return Plan(person.email, contact, cancels=(CancelSequences(("precall_prep",), reason),))
+    if booking.startTime is None:
+        raise ValueError("payload.startTime is required")
+    meeting_url = (booking.metadata or {}).get("videoCallUrl")
+    start, cancel = _booking_start(
+        person.email, first, booking.startTime, {"meeting_url": meeting_url}
+    )
+    if _calcom_is_reschedule(hook):
+        return Plan(
+            person.email,
+            contact,
+            moves=(
+                MoveSequence(
+                    "precall_prep", booking.startTime, f"call moved to {human(booking.startTime)}"
+                ),
+            ),
+            starts=(start,),
+        )
+    return Plan(person.email, contact, starts=(start,), cancels=(cancel,))
+
+
+def calcom_key(hook: CalcomWebhook, headers: Mapping[str, str]) -> str:
+    booking = hook.payload
+    return f"{hook.triggerEvent}:{booking.uid or booking.bookingUid}:{booking.rescheduleUid or ''}"
+
+
+# Calendly
+
+
+def calendly_ignore(hook: CalendlyWebhook) -> str | None:
+    if hook.event == "invitee.canceled" and hook.payload.rescheduled:
+        return "a reschedule: the new booking's invitee.created moves the reminders"
+    if hook.event in (
+        "invitee.created",
+        "invitee.canceled",
+        "invitee_no_show.created",
+        "invitee_no_show.deleted",
+    ):
+        return None
+    return f"{hook.event} needs nothing from notion-queue"
+
+
+def plan_calendly(hook: CalendlyWebhook, received_at: datetime) -> Plan:
+    invitee = hook.payload
+    first = first_name_from(invitee.first_name, invitee.name) or ""
+    event = invitee.scheduled_event
+    contact = ContactData(
+        email=invitee.email,
+        first_name=first or None,
+        last_name=invitee.last_name,
+        meeting_time=event.start_time if event and hook.event == "invitee.created" else None,
+        last_event=f"calendly:{hook.event}",
+    )
+    if hook.event == "invitee.created":
+        if event is None:
+            raise ValueError("payload.scheduled_event is required")
+        join_url = (event.location or {}).get("join_url")
+        start, cancel = _booking_start(
+            invitee.email, first, event.start_time, {"meeting_url": join_url}
+        )
+        if invitee.old_invitee:
+            move = MoveSequence(
+                "precall_prep", event.start_time, f"call moved to {human(event.start_time)}"
+            )
+            return Plan(invitee.email, contact, moves=(move,), starts=(start,))
+        return Plan(invitee.email, contact, starts=(start,), cancels=(cancel,))
+    if hook.event == "invitee.canceled":
+        reason = "call cancelled"
+        why = (invitee.cancellation or {}).get("reason")
+        if why:
+            reason += f" ({why})"
+        return Plan(invitee.email, contact, cancels=(CancelSequences(("precall_prep",), reason),))
+    if hook.event == "invitee_no_show.created":
+        variables: dict[str, Any] = {"first_name": first}
+        if event is not None:
+            variables["diagnostic_call_date"] = meeting_time_text(event.start_time)
+        start = StartSequence("noshow_recovery", received_at, first_name=first, variables=variables)
+        return Plan(invitee.email, contact, starts=(start,))
+    # invitee_no_show.deleted: the no-show mark was a mistake
+    return Plan(
+        invitee.email,
+        contact,
+        cancels=(CancelSequences(("noshow_recovery",), "no-show mark removed in Calendly"),),
+    )
+
+
+def calendly_key(hook: CalendlyWebhook, headers: Mapping[str, str]) -> str:
+    return f"{hook.event}:{hook.payload.uri}"
+
+
+# Unsubscribes, hard bounces and spam complaints: the address is suppressed for good.
+
+SUPPRESSION_REASONS = {
+    "link": "unsubscribed",
+    "bounce": "hard bounce",
+    "complaint": "spam complaint",
+}
+
+
+def plan_unsubscribe(request: UnsubscribeRequest, received_at: datetime) -> Plan:
+    reason = SUPPRESSION_REASONS[request.source]
+    return Plan(
+        email=request.email,
+        contact=ContactData(
+            email=request.email, unsubscribed=True, last_event=f"suppressed: {reason}"
+        ),
+        cancels=(CancelSequences((ALL_SEQUENCES,), reason),),
+    )
+
+
+def unsubscribe_key(request: UnsubscribeRequest, headers: Mapping[str, str]) -> str:
+    return f"{request.source}:{request.email}"
+
+
+def resend_ignore(event: ResendEvent) -> str | None:
+    if event.suppression_source() is None:
+        return f"{event.type} needs nothing from notion-queue"
+    if not event.data.to:
+        return "the event names no recipient"
+    return None
+
+
+def plan_resend(event: ResendEvent, received_at: datetime) -> Plan:
+    source = event.suppression_source()
+    assert source is not None
+    return plan_unsubscribe(UnsubscribeRequest(email=event.data.to[0], source=source), received_at)
+
+
+def resend_key(event: ResendEvent, headers: Mapping[str, str]) -> str:
+    # Resend (through Svix) retries with the same svix-id: that is the event's identity.
+    return headers.get("svix-id") or f"{event.type}:{event.data.email_id}"
+
+
+HANDLERS: dict[str, Handler] = {
+    "christmas-signup": Handler("christmas-signup", WebsiteLead, plan_signup),
+    "christmas-assessment": Handler("christmas-assessment", WebsiteLead, plan_assessment),
+    "calendly-noshow": Handler("calendly-noshow", WebsiteLead, plan_noshow),
+    "postcall-maybe": Handler("postcall-maybe", WebsiteLead, plan_postcall_maybe),
+    "onboarding-start": Handler("onboarding-start", WebsiteLead, plan_onboarding),
+    "calcom-booking": Handler(
+        "calcom-booking", CalcomWebhook, plan_calcom, "calcom", calcom_key, calcom_ignore
+    ),
+    "calendly": Handler(
+        "calendly", CalendlyWebhook, plan_calendly, "calendly", calendly_key, calendly_ignore
+    ),
+    "resend": Handler("resend", ResendEvent, plan_resend, "resend", resend_key, resend_ignore),
+    "unsubscribe": Handler(
+        "unsubscribe", UnsubscribeRequest, plan_unsubscribe, "none", unsubscribe_key, route=False
+    ),
+}

@@ -1,0 +1,140 @@
+"""The durable intake journal: an event is answered 202 only once it is here, on disk.
+
+SQLite in WAL mode with synchronous=FULL, so a committed event survives a crash or power cut.
+The drainer works through pending entries; an entry is kept (done) for duplicate detection.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    event_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, next_attempt_at);
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: str
+    event_key: str
+    kind: str
+    payload: dict[str, Any]
+    received_at: datetime
+    attempts: int = 0
+    last_error: str = ""
+
+
+class Journal:
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+
+    def append(
+        self, kind: str, event_key: str, payload: dict[str, Any], received_at: datetime
+    ) -> tuple[str, bool]:
+        """Commit the event; answers (event id, True), or the first one's id and False when an
+        event with this key was journaled before."""
+        event_id = f"evt_{secrets.token_hex(10)}"
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO events (id, event_key, kind, payload, received_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (event_id, event_key, kind, json.dumps(payload), received_at.isoformat()),
+                )
+                self._db.commit()
+                return event_id, True
+            except sqlite3.IntegrityError:
+                self._db.rollback()
+                row = self._db.execute(
+                    "SELECT id FROM events WHERE event_key = ?", (event_key,)
+                ).fetchone()
+                return str(row["id"]), False
+
+    def pending(self, now: datetime, limit: int = 50) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE status = 'pending'"
+                " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+                " ORDER BY received_at, rowid LIMIT ?",
+                (now.isoformat(), limit),
+            ).fetchall()
+        return [
+            JournalEntry(
+                id=r["id"],
+                event_key=r["event_key"],
+                kind=r["kind"],
+                payload=json.loads(r["payload"]),
+                received_at=datetime.fromisoformat(r["received_at"]),
+                attempts=r["attempts"],
+                last_error=r["last_error"],
+            )
+            for r in rows
+        ]
+
+    def mark_done(self, event_id: str) -> None:
+        self._set(event_id, "UPDATE events SET status = 'done', last_error = '' WHERE id = ?")
+
+    def mark_rejected(self, event_id: str, reason: str) -> None:
+        """An event that can never be applied (a bug, or a catalog that changed under it)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE events SET status = 'rejected', last_error = ? WHERE id = ?",
+                (reason, event_id),
+            )
+            self._db.commit()
+
+    def retry_later(self, event_id: str, attempts: int, at: datetime, error: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                (attempts, at.isoformat(), error, event_id),
+            )
+            self._db.commit()
+
+    def backlog(self) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM events WHERE status = 'pending'"
+            ).fetchone()
+        return int(row[0])
+
+    def status_of(self, event_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM events WHERE id = ?", (event_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def _set(self, event_id: str, sql: str) -> None:
+        with self._lock:
+            self._db.execute(sql, (event_id,))
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

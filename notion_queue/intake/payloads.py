@@ -1,0 +1,240 @@
+"""Webhook payload models. They accept the seed documents' example payloads as they are;
+extra fields are kept and become template variables."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from dateutil import parser as dateparser
+from pydantic import BaseModel, ConfigDict, field_validator
+
+EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;:()\[\]\\]+@[^@\s<>\"',;:()\[\]\\]+\.[A-Za-z0-9-]{2,}$")
+MAX_EMAIL_LENGTH = 200  # Notion's limit for an email property
+
+
+def normalise_email(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    email = value.strip().lower()
+    if not email:
+        raise ValueError("is required")
+    if len(email) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.match(email):
+        raise ValueError(f"{value!r} is not a valid email address")
+    return email
+
+
+def parse_time(value: object) -> datetime:
+    """An ISO 8601 time with a timezone (Z, +00:00, .000Z, ... as the senders vary)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = dateparser.isoparse(value.strip())
+        except (ValueError, OverflowError):
+            raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+    else:
+        raise ValueError("must be an ISO 8601 time string")
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no timezone; add Z or an offset like +00:00")
+    return parsed
+
+
+def first_name_from(first_name: str | None, name: str | None) -> str | None:
+    if first_name and first_name.strip():
+        return first_name.strip()
+    if name and name.strip():
+        return name.strip().split()[0]
+    return None
+
+
+class WebsiteLead(BaseModel):
+    """The website's payloads: christmas-signup, christmas-assessment, postcall-maybe, ..."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    name: str | None = None
+    business_name: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: object) -> str:
+        return normalise_email(value)
+
+    def extras(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def variables(self) -> dict[str, Any]:
+        """Every field but the address, as template variables (None values left out)."""
+        data = self.model_dump(exclude={"email"})
+        first = first_name_from(self.first_name, self.name)
+        if first:
+            data["first_name"] = first
+        return {k: v for k, v in data.items() if v is not None and v != ""}
+
+
+class CalcomPerson(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    email: str
+    name: str | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    timeZone: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: object) -> str:
+        return normalise_email(value)
+
+
+class CalcomBooking(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    uid: str | None = None
+    bookingUid: str | None = None
+    startTime: datetime | None = None
+    endTime: datetime | None = None
+    attendees: list[CalcomPerson] = []
+    responses: dict[str, Any] | None = None
+    rescheduleUid: str | None = None
+    requestReschedule: bool | None = None
+    cancellationReason: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("startTime", "endTime", mode="before")
+    @classmethod
+    def _time(cls, value: object) -> datetime | None:
+        return None if value in (None, "") else parse_time(value)
+
+    def booker(self) -> CalcomPerson:
+        """The person who booked: responses.email.value, else the first attendee."""
+        answer = (self.responses or {}).get("email")
+        address = answer.get("value") if isinstance(answer, dict) else None
+        for person in self.attendees:
+            if address and person.email == str(address).strip().lower():
+                return person
+        if self.attendees:
+            return self.attendees[0]
+        if address:
+            return CalcomPerson(email=address)
+        raise ValueError("payload.attendees: no attendee with an email")
+
+
+class CalcomWebhook(BaseModel):
+    """Cal.com's own webhook body: {triggerEvent, createdAt, payload}."""
+
+    model_config = ConfigDict(extra="allow")
+
+    triggerEvent: str
+    createdAt: datetime | None = None
+    payload: CalcomBooking
+
+    @field_validator("createdAt", mode="before")
+    @classmethod
+    def _time(cls, value: object) -> datetime | None:
+        return None if value in (None, "") else parse_time(value)
+
+
+class CalendlyScheduledEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    uri: str | None = None
+    name: str | None = None
+    start_time: datetime
+    location: dict[str, Any] | None = None
+
+    @field_validator("start_time", mode="before")
+    @classmethod
+    def _time(cls, value: object) -> datetime:
+        return parse_time(value)
+
+
+class CalendlyInvitee(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    uri: str
+    email: str
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    rescheduled: bool = False
+    old_invitee: str | None = None
+    new_invitee: str | None = None
+    cancellation: dict[str, Any] | None = None
+    scheduled_event: CalendlyScheduledEvent | None = None
+    timezone: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: object) -> str:
+        return normalise_email(value)
+
+
+class CalendlyWebhook(BaseModel):
+    """Calendly's own v2 webhook body: {event, created_at, payload}."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: str
+    created_at: datetime | None = None
+    payload: CalendlyInvitee
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _time(cls, value: object) -> datetime | None:
+        return None if value in (None, "") else parse_time(value)
+
+
+class UnsubscribeRequest(BaseModel):
+    """An address to suppress: an unsubscribe link, a hard bounce or a spam complaint."""
+
+    email: str
+    source: Literal["link", "bounce", "complaint"] = "link"
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: object) -> str:
+        return normalise_email(value)
+
+
+class ResendEventData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    email_id: str | None = None
+    to: list[str] = []
+    bounce: dict[str, Any] | None = None
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _to(cls, value: object) -> list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ValueError("must be a list of addresses")
+        return [normalise_email(item) for item in items]
+
+
+class ResendEvent(BaseModel):
+    """A Resend webhook event (delivered through Svix)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    created_at: str | None = None
+    data: ResendEventData
+
+    def suppression_source(self) -> Literal["bounce", "complaint"] | None:
+        """Only a permanent bounce or a complaint suppresses; a transient bounce does not."""
+        if self.type == "email.complained":
+            return "complaint"
+        if (
+            self.type == "email.bounced"
+            and str((self.data.bounce or {}).get("type")) == "Permanent"
+        ):
+            return "bounce"
+        return None

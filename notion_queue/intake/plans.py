@@ -1,0 +1,99 @@
+"""What an event asks of the queue (a Plan), and how a sequence start becomes rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from notion_queue.models import ContactData, NewRow, Status
+from notion_queue.sequences import Catalog
+
+
+@dataclass(frozen=True)
+class StartSequence:
+    sequence: str
+    anchor: datetime
+    first_name: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CancelSequences:
+    """Exit rule: the open rows of these sequences end (or, with hold, wait paused)."""
+
+    sequences: tuple[str, ...]
+    reason: str
+    hold: bool = False
+
+
+WAITING = "waiting: "
+ALL_SEQUENCES = "*"
+
+
+@dataclass(frozen=True)
+class MoveSequence:
+    """A rescheduled meeting: the sequence's open rows follow the new anchor."""
+
+    sequence: str
+    new_anchor: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    email: str
+    contact: ContactData
+    starts: tuple[StartSequence, ...] = ()
+    cancels: tuple[CancelSequences, ...] = ()
+    moves: tuple[MoveSequence, ...] = ()
+
+
+def dedupe_key(event_key: str, sequence: str, step_number: int) -> str:
+    return f"{event_key}/{sequence}/{step_number}"
+
+
+def expand(
+    start: StartSequence,
+    *,
+    email: str,
+    catalog: Catalog,
+    event_key: str,
+    now: datetime,
+    testing_mode: bool,
+    contact_id: str | None = None,
+) -> list[NewRow]:
+    """One row per step. A step the website already sent is recorded as sent; a step before a
+    meeting whose moment has passed is recorded as skipped rather than sent late."""
+    sequence = catalog[start.sequence]
+    rows = []
+    for step in sequence.steps:
+        when = step.send_time(start.anchor, testing_mode)
+        status, sent_at, note = Status.QUEUED, None, ""
+        if step.sent_by_website:
+            status, sent_at, note = Status.SENT, start.anchor, "sent by the website"
+        elif sequence.expires_at_anchor and when < now:
+            status = Status.SKIPPED
+            note = f"skipped: booked too late for this reminder (it was due {_human(when)})"
+        rows.append(
+            NewRow(
+                email=email,
+                first_name=start.first_name,
+                sequence=sequence.name,
+                email_number=step.number,
+                template_id=step.template_id,
+                scheduled_time=when,
+                dedupe_key=dedupe_key(event_key, sequence.name, step.number),
+                variables=start.variables,
+                status=status,
+                expires_at=start.anchor if sequence.expires_at_anchor else None,
+                contact_id=contact_id,
+                sent_at=sent_at,
+                error_message=note,
+            )
+        )
+    return rows
+
+
+def _human(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC")

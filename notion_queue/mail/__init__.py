@@ -1,0 +1,1 @@
+"""Mailer adapters: Resend (production) and an outbox folder of .eml files (embedded default)."""

@@ -1,0 +1,168 @@
+"""The queue's nouns: row statuses, rows as intake writes them and as the worker reads them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """The Status select of an Email Queue row. Names are what marketers see in Notion."""
+
+    QUEUED = "queued"  # waiting for its Scheduled Time; the only status the worker sends
+    PAUSED = "paused"  # a marketer held it; flipping back to queued resumes it
+    SENT = "sent"  # delivered to the mailer; Sent At and Resend Email ID are set
+    FAILED = "failed"  # will not be sent; Error Message says why and what to fix
+    CANCELLED = "cancelled"  # an exit rule or unsubscribe ended it; Error Message says why
+    SKIPPED = "skipped"  # its moment passed (Expires At) before it could be sent
+
+
+FINAL_STATUSES = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
+ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.PAUSED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset(
+        {Status.PAUSED, Status.SENT, Status.FAILED, Status.CANCELLED, Status.SKIPPED}
+    ),
+    Status.PAUSED: frozenset({Status.QUEUED, Status.CANCELLED}),
+    # A marketer may requeue a failed row once it is fixed.
+    Status.FAILED: frozenset({Status.QUEUED, Status.CANCELLED}),
+    Status.SENT: frozenset(),
+    Status.CANCELLED: frozenset({Status.QUEUED}),
+    Status.SKIPPED: frozenset(),
+}
+
+
+def can_transition(current: Status, new: Status) -> bool:
+    return new == current or new in TRANSITIONS[current]
+
+
+def parse_status(value: str | None) -> Status | None:
+    """The Status of a row, or None when a marketer typed something that is not a status."""
+    if value is None:
+        return None
+    try:
+        return Status(value.strip().lower())
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """One scheduled email, as intake creates it."""
+
+    email: str
+    first_name: str
+    sequence: str
+    email_number: int
+    template_id: str
+    scheduled_time: datetime
+    dedupe_key: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    status: Status = Status.QUEUED
+    expires_at: datetime | None = None
+    contact_id: str | None = None
+    sent_at: datetime | None = None
+    error_message: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.template_id} → {self.email}"
+
+    def variables_json(self) -> str:
+        return json.dumps(self.variables, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A row as read back from the store.
+
+    Fields a marketer can edit keep what is really there (an empty email, an unknown status, a
+    missing Scheduled Time) so the worker can fail such a row with a message that says what to fix.
+    """
+
+    id: str
+    email: str
+    first_name: str
+    sequence: str
+    email_number: int | None
+    template_id: str
+    scheduled_time: datetime | None
+    status_text: str
+    dedupe_key: str
+    variables_text: str = ""
+    attempts: int = 0
+    expires_at: datetime | None = None
+    sent_at: datetime | None = None
+    resend_email_id: str = ""
+    error_message: str = ""
+    contact_id: str | None = None
+
+    @property
+    def status(self) -> Status | None:
+        return parse_status(self.status_text)
+
+    def variables(self) -> dict[str, Any]:
+        """The captured template variables; raises ValueError when the JSON was broken by hand."""
+        if not self.variables_text.strip():
+            return {}
+        value = json.loads(self.variables_text)
+        if not isinstance(value, dict):
+            raise ValueError("Variables must be a JSON object")
+        return value
+
+
+@dataclass(frozen=True)
+class RowUpdate:
+    """The properties to change on a row; None leaves a property as it is."""
+
+    status: Status | None = None
+    sent_at: datetime | None = None
+    resend_email_id: str | None = None
+    error_message: str | None = None
+    attempts: int | None = None
+    scheduled_time: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContactData:
+    """What an event tells about a person; None means the event did not say."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    business_name: str | None = None
+    segment: str | None = None
+    assessment_score: float | None = None
+    assessment_data: dict[str, Any] | None = None
+    meeting_time: datetime | None = None
+    last_event: str | None = None
+    unsubscribed: bool | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    business_name: str = ""
+    segment: str = ""
+    assessment_score: float | None = None
+    assessment_data: dict[str, Any] = field(default_factory=dict)
+    meeting_time: datetime | None = None
+    last_event: str = ""
+    unsubscribed: bool = False
+
+
+@dataclass(frozen=True)
+class Template:
+    template_id: str
+    subject: str
+    html: str
+    text: str = ""
+    active: bool = True

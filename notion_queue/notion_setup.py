@@ -1,0 +1,224 @@
+"""Create (or bring up to date) the Notion databases under a parent page, exactly as DESIGN.md
+describes them. Idempotent: databases are found by title under the page; missing properties and
+select options are added; nothing is ever removed or renamed, so marketers' additions survive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from notion_queue.errors import PermanentError
+from notion_queue.models import Status
+from notion_queue.store import notion_schema as s
+from notion_queue.store.notion_gateway import NotionGateway
+
+EMAIL_QUEUE = "Email Queue"
+TEMPLATES = "Templates"
+CONTACTS = "Contacts"
+ANALYTICS = "Email Analytics"
+
+
+@dataclass
+class SetupReport:
+    database_ids: dict[str, str] = field(default_factory=dict)
+    data_source_ids: dict[str, str] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def env_lines(self) -> list[str]:
+        names = {
+            EMAIL_QUEUE: "NOTION_EMAIL_QUEUE_DB_ID",
+            TEMPLATES: "NOTION_TEMPLATES_DB_ID",
+            CONTACTS: "NOTION_CONTACTS_DB_ID",
+            ANALYTICS: "NOTION_ANALYTICS_DB_ID",
+        }
+        return [f"{names[t]}={self.database_ids[t]}" for t in names if t in self.database_ids]
+
+
+def _views() -> list[dict[str, Any]]:
+    """Saved views for the Email Queue: one per status an operator acts on (as rq's registries)."""
+
+    def status_is(status: Status) -> dict[str, Any]:
+        return {"property": s.STATUS, "select": {"equals": status.value}}
+
+    by_time = [{"property": s.SCHEDULED_TIME, "direction": "ascending"}]
+    return [
+        {"name": "Due next", "filter": status_is(Status.QUEUED), "sorts": by_time},
+        {
+            "name": "Failed",
+            "filter": status_is(Status.FAILED),
+            "sorts": [{"property": s.SCHEDULED_TIME, "direction": "descending"}],
+        },
+        {"name": "Paused", "filter": status_is(Status.PAUSED), "sorts": by_time},
+        {
+            "name": "Sent",
+            "filter": status_is(Status.SENT),
+            "sorts": [{"property": s.SENT_AT, "direction": "descending"}],
+        },
+        {
+            "name": "Cancelled and skipped",
+            "filter": {"or": [status_is(Status.CANCELLED), status_is(Status.SKIPPED)]},
+            "sorts": by_time,
+        },
+    ]
+
+
+class NotionSetup:
+    def __init__(
+        self, gateway: NotionGateway, *, progress: Callable[[str], None] | None = None
+    ) -> None:
+        self.gateway = gateway
+        self.client = gateway.client
+        self.progress = progress or (lambda message: None)
+
+    def run(self, parent_page_id: str, *, with_analytics: bool = False) -> SetupReport:
+        report = SetupReport()
+        existing = self._child_databases(parent_page_id)
+        contacts_ds = self._ensure(report, existing, parent_page_id, CONTACTS, s.CONTACTS_SCHEMA)
+        self._ensure(
+            report, existing, parent_page_id, EMAIL_QUEUE, s.email_queue_schema(contacts_ds)
+        )
+        self._ensure(report, existing, parent_page_id, TEMPLATES, s.TEMPLATES_SCHEMA)
+        if with_analytics:
+            self._ensure(report, existing, parent_page_id, ANALYTICS, s.ANALYTICS_SCHEMA)
+        self._ensure_views(report)
+        return report
+
+    def _call(self, name: str, kind: Any, fn: Callable[[], Any]) -> Any:
+        return self.gateway.call(name, kind, fn)
+
+    def _child_databases(self, page_id: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"block_id": page_id, "page_size": 100}
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            response = self._call(
+                "list_children",
+                "read",
+                lambda kw=kwargs: self.client.blocks.children.list(**kw),  # type: ignore[misc]
+            )
+            for block in response.get("results", []):
+                if block.get("type") == "child_database":
+                    found.setdefault(block["child_database"]["title"], block["id"])
+            cursor = response.get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                return found
+
+    def _ensure(
+        self,
+        report: SetupReport,
+        existing: dict[str, str],
+        parent_page_id: str,
+        title: str,
+        schema: dict[str, Any],
+    ) -> str:
+        found = existing.get(title)
+        if found is None:
+            self.progress(f"creating {title} database")
+            db = self._call(
+                "create_database",
+                "create",
+                lambda: self.client.databases.create(
+                    parent={"type": "page_id", "page_id": parent_page_id},
+                    title=[{"type": "text", "text": {"content": title}}],
+                    is_inline=False,
+                    initial_data_source={"properties": schema},
+                ),
+            )
+            if "committed_resource_id" in db:
+                raise PermanentError(
+                    f"Notion created {title} but did not answer; run the setup again"
+                )
+            report.changes.append(f"created {title}")
+        else:
+            db = self._call(
+                "retrieve_database",
+                "read",
+                lambda: self.client.databases.retrieve(database_id=found),
+            )
+        database_id = str(db["id"])
+        data_source_id = str(db["data_sources"][0]["id"])
+        report.database_ids[title] = database_id
+        report.data_source_ids[title] = data_source_id
+        self._add_missing(report, title, data_source_id, schema)
+        return data_source_id
+
+    def _add_missing(
+        self, report: SetupReport, title: str, data_source_id: str, schema: dict[str, Any]
+    ) -> None:
+        current = self._call(
+            "retrieve_data_source",
+            "read",
+            lambda: self.client.data_sources.retrieve(data_source_id=data_source_id),
+        )["properties"]
+        by_name = {name: prop for name, prop in current.items()}
+        patch: dict[str, Any] = {}
+        for name, wanted in schema.items():
+            kind = next(iter(wanted))
+            have = by_name.get(name)
+            if have is None:
+                if kind == "title":
+                    continue  # a data source has exactly one title, whatever it is called
+                patch[name] = wanted
+                report.changes.append(f"{title}: added property {name}")
+            elif have.get("type") != kind:
+                report.notes.append(
+                    f"{title}: property {name!r} is {have.get('type')}, expected {kind}; "
+                    "left as it is (change it in Notion)"
+                )
+            elif kind == "select":
+                options = have["select"].get("options", [])
+                names = {o["name"] for o in options}
+                missing = [o for o in wanted["select"].get("options", []) if o["name"] not in names]
+                if missing:
+                    # An options array replaces the options: send the old ones too.
+                    kept = [
+                        {"name": o["name"], "color": o.get("color", "default")} for o in options
+                    ]
+                    patch[name] = {"select": {"options": kept + missing}}
+                    report.changes.append(
+                        f"{title}: {name} gained options {', '.join(o['name'] for o in missing)}"
+                    )
+        if patch:
+            self.progress(f"updating {title} schema")
+            self._call(
+                "update_data_source",
+                "update",
+                lambda: self.client.data_sources.update(
+                    data_source_id=data_source_id, properties=patch
+                ),
+            )
+
+    def _ensure_views(self, report: SetupReport) -> None:
+        database_id = report.database_ids[EMAIL_QUEUE]
+        data_source_id = report.data_source_ids[EMAIL_QUEUE]
+        try:
+            listed = self._call(
+                "list_views",
+                "read",
+                lambda: self.client.views.list(database_id=database_id, page_size=100),
+            )
+        except PermanentError as exc:
+            report.notes.append(
+                f"saved views not created ({exc}); add Due next, Failed and Paused by hand"
+            )
+            return
+        have = {v.get("name") for v in listed.get("results", [])}
+        for view in _views():
+            if view["name"] in have:
+                continue
+            self.progress(f"adding view {view['name']}")
+            self._call(
+                "create_view",
+                "create",
+                lambda v=view: self.client.views.create(  # type: ignore[misc]
+                    database_id=database_id,
+                    data_source_id=data_source_id,
+                    type="table",
+                    **v,
+                ),
+            )
+            report.changes.append(f"{EMAIL_QUEUE}: added view {view['name']}")

@@ -1,0 +1,145 @@
+"""The sequence catalog: data (a TOML file), validated once at start-up.
+
+A sequence is a list of steps, each a template sent at an offset from the sequence's anchor.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from notion_queue.errors import ConfigError
+
+Anchor = Literal["event", "email_1_sent_at", "meeting_start"]
+ANCHORS: tuple[Anchor, ...] = ("event", "email_1_sent_at", "meeting_start")
+_OFFSET = re.compile(r"^\s*([+-]?\d+)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_offset(text: str) -> timedelta:
+    match = _OFFSET.match(str(text))
+    if not match:
+        raise ValueError(f"offset {text!r} is not a number and a unit (s, m, h, d), e.g. '2d'")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    template_id: str
+    offset: timedelta
+    testing_offset: timedelta
+    sent_by_website: bool = False
+
+    def send_time(self, anchor: datetime, testing_mode: bool) -> datetime:
+        return anchor + (self.testing_offset if testing_mode else self.offset)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    anchor: Anchor
+    steps: tuple[Step, ...]
+    cancels: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def expires_at_anchor(self) -> bool:
+        """Reminders before a meeting are worthless once it has started."""
+        return self.anchor == "meeting_start"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    sequences: dict[str, Sequence]
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Sequence:
+        try:
+            return self.sequences[name]
+        except KeyError:
+            raise ConfigError(f"sequence {name!r} is not in the catalog") from None
+
+    def template_ids(self) -> list[str]:
+        return [s.template_id for seq in self.sequences.values() for s in seq.steps]
+
+
+def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None = None) -> Catalog:
+    """Read and validate the catalog; every problem is a ConfigError that names the place."""
+    if path is None:
+        text = resources.files("notion_queue").joinpath("sequences.toml").read_text("utf-8")
+        where = "the packaged sequences.toml"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"SEQUENCES_FILE {path}: {exc.strerror}") from None
+        where = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    known = set(known_templates) if known_templates is not None else None
+    sequences = {
+        name: _parse_sequence(name, body, where, known)
+        for name, body in dict(data.get("sequences", {})).items()
+    }
+    if not sequences:
+        raise ConfigError(f"{where}: no [sequences.*] tables")
+    for seq in sequences.values():
+        for other in seq.cancels:
+            if other not in sequences:
+                raise ConfigError(f"{where}: sequence {seq.name!r} cancels unknown {other!r}")
+    return Catalog(sequences=sequences, variables=dict(data.get("variables", {})))
+
+
+def _parse_sequence(
+    name: str, body: dict[str, Any], where: str, known: set[str] | None
+) -> Sequence:
+    place = f"{where}: sequence {name!r}"
+    anchor = body.get("anchor", "event")
+    if anchor not in ANCHORS:
+        raise ConfigError(f"{place}: anchor {anchor!r} is not one of {', '.join(ANCHORS)}")
+    raw_steps = body.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise ConfigError(f"{place}: needs a non-empty steps list")
+    steps: list[Step] = []
+    for number, raw in enumerate(raw_steps, start=1):
+        step_place = f"{place} step {number}"
+        if not isinstance(raw, dict) or "template" not in raw:
+            raise ConfigError(f"{step_place}: needs a template")
+        template_id = str(raw["template"])
+        if known is not None and template_id not in known:
+            raise ConfigError(f"{step_place}: unknown template {template_id!r}")
+        try:
+            offset = parse_offset(str(raw.get("offset", "0m")))
+            testing = parse_offset(str(raw.get("testing_offset", raw.get("offset", "0m"))))
+        except ValueError as exc:
+            raise ConfigError(f"{step_place}: {exc}") from None
+        if anchor == "meeting_start" and (offset > timedelta(0) or testing > timedelta(0)):
+            raise ConfigError(
+                f"{step_place}: offset must not be positive on a meeting_start anchor "
+                "(reminders go out before the meeting)"
+            )
+        if steps and (offset < steps[-1].offset or testing < steps[-1].testing_offset):
+            raise ConfigError(f"{step_place}: steps must be in the order they are sent")
+        sent_by = raw.get("sent_by", "us")
+        if sent_by not in ("us", "website"):
+            raise ConfigError(f"{step_place}: sent_by must be 'website' or left out")
+        steps.append(Step(number, template_id, offset, testing, sent_by == "website"))
+    cancels = body.get("cancels", [])
+    if not isinstance(cancels, list):
+        raise ConfigError(f"{place}: cancels must be a list of sequence names")
+    return Sequence(
+        name=name,
+        anchor=anchor,
+        steps=tuple(steps),
+        cancels=tuple(str(c) for c in cancels),
+        description=str(body.get("description", "")),
+    )

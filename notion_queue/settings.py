@@ -1,0 +1,110 @@
+"""Configuration from the environment (and `.env`), with the names of DESIGN.md.
+
+`Settings` is built once in each entry point's `main()` and passed down; tests construct it
+directly with keyword arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notion_queue.errors import ConfigError
+
+NOTION_API_BASE_URL = "https://api.notion.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    queue_backend: Literal["sqlite", "notion"] = "sqlite"
+    sqlite_path: Path = Path("var/queue.sqlite3")
+    mail_backend: Literal["outbox", "resend"] = "outbox"
+    outbox_dir: Path = Path("var/outbox")
+
+    notion_token: SecretStr | None = None
+    notion_api_base_url: str = NOTION_API_BASE_URL
+    notion_email_queue_db_id: str | None = None
+    notion_templates_db_id: str | None = None
+    notion_contacts_db_id: str | None = None
+    notion_analytics_db_id: str | None = None
+    notion_requests_per_second: float = Field(default=2.7, gt=0)
+
+    resend_api_key: SecretStr | None = None
+    resend_api_url: str | None = None
+    email_from: str = "BusinessX <hello@businessx.com>"
+    email_reply_to: str | None = None
+
+    testing_mode: bool = False
+    poll_interval_seconds: float = Field(default=60, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    template_cache_seconds: float = Field(default=300, ge=0)
+
+    webhook_secret: SecretStr | None = None
+    calcom_webhook_secret: SecretStr | None = None
+    calendly_webhook_signing_key: SecretStr | None = None
+    resend_webhook_secret: SecretStr | None = None
+    unsubscribe_secret: SecretStr | None = None
+    public_base_url: str = "http://localhost:8000"
+    cors_allow_origins: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "info"
+    state_dir: Path = Path("var/state")
+    metrics_port: int | None = None
+    sequences_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _backends_have_what_they_need(self) -> Settings:
+        if self.queue_backend == "notion":
+            required = {
+                "NOTION_TOKEN": self.notion_token,
+                "NOTION_EMAIL_QUEUE_DB_ID": self.notion_email_queue_db_id,
+                "NOTION_TEMPLATES_DB_ID": self.notion_templates_db_id,
+                "NOTION_CONTACTS_DB_ID": self.notion_contacts_db_id,
+            }
+            for name, value in required.items():
+                if not value or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                    raise ValueError(f"{name} is required when QUEUE_BACKEND=notion")
+        if self.mail_backend == "resend" and not (
+            self.resend_api_key and self.resend_api_key.get_secret_value()
+        ):
+            raise ValueError("RESEND_API_KEY is required when MAIL_BACKEND=resend")
+        return self
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so the log redactor can blank them wherever they turn up."""
+        fields = (
+            self.notion_token,
+            self.resend_api_key,
+            self.webhook_secret,
+            self.calcom_webhook_secret,
+            self.calendly_webhook_signing_key,
+            self.resend_webhook_secret,
+            self.unsubscribe_secret,
+        )
+        return [f.get_secret_value() for f in fields if f and f.get_secret_value()]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a problem becomes one ConfigError line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]).upper()
+        message = first["msg"].removeprefix("Value error, ")
+        if location:
+            message = f"{location}: {message}"
+        raise ConfigError(message) from None

@@ -1,0 +1,1 @@
+"""QueueStore adapters: Notion (production) and SQLite (embedded default)."""

@@ -1,0 +1,77 @@
+"""The QueueStore port: everything the domain asks of the place where the queue lives.
+
+Adapters: `notion.NotionStore` (production) and `sqlite.SqliteStore` (embedded default). One
+contract test suite (tests/test_store_contract.py) runs against both, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from datetime import datetime
+from typing import Literal, Protocol
+
+from notion_queue.models import (
+    Contact,
+    ContactData,
+    NewRow,
+    QueueRow,
+    RowUpdate,
+    Status,
+    Template,
+)
+
+UpsertResult = Literal["created", "updated", "unchanged"]
+
+
+class RowNotFound(LookupError):
+    pass
+
+
+class QueueStore(Protocol):
+    def add_row(self, row: NewRow) -> QueueRow:
+        """Create one row. Not idempotent by itself: callers look the Dedupe Key up first."""
+        ...
+
+    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None: ...
+
+    def due_rows(self, now: datetime) -> Iterator[QueueRow]:
+        """Rows with Status queued and Scheduled Time on or before `now`, earliest first."""
+        ...
+
+    def next_scheduled_time(self) -> datetime | None:
+        """The earliest Scheduled Time of any queued row, due or not."""
+        ...
+
+    def get_row(self, row_id: str) -> QueueRow:
+        """The row as it is now; raises RowNotFound when it was deleted."""
+        ...
+
+    def update_row(self, row_id: str, update: RowUpdate) -> QueueRow: ...
+
+    def rows_for_email(
+        self,
+        email: str,
+        *,
+        sequence: str | None = None,
+        statuses: Collection[Status] | None = None,
+    ) -> list[QueueRow]: ...
+
+    def all_rows(self) -> Iterator[QueueRow]:
+        """Every row, oldest first: for ops commands (status, retry-failed), not the hot path."""
+        ...
+
+    def find_contact(self, email: str) -> Contact | None: ...
+
+    def upsert_contact(self, data: ContactData) -> Contact:
+        """Create the contact, or update the fields the event tells (None leaves a field)."""
+        ...
+
+    def unsubscribed_emails(self) -> set[str]:
+        """Addresses ticked Unsubscribed (by a link, a bounce, a complaint or a marketer)."""
+        ...
+
+    def get_template(self, template_id: str) -> Template | None: ...
+
+    def upsert_template(self, template: Template) -> UpsertResult: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,358 @@
+"""The production QueueStore: the Email Queue, Templates and Contacts databases in Notion.
+
+Database ids (what users copy from Notion URLs) are resolved to their data sources at start-up
+(Notion-Version 2025-09-03). Every call goes through NotionGateway (pacing, retries).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from notion_client import Client
+
+from notion_queue.clock import Clock
+from notion_queue.errors import ConfigError, MaybeWritten
+from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
+from notion_queue.store import notion_schema as s
+from notion_queue.store.base import RowNotFound, UpsertResult
+from notion_queue.store.notion_gateway import NotFound, NotionGateway
+
+PAGE_SIZE = 100
+
+
+class NotionStore:
+    def __init__(
+        self,
+        gateway: NotionGateway,
+        *,
+        email_queue_db_id: str,
+        templates_db_id: str,
+        contacts_db_id: str,
+        analytics_db_id: str | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.client: Client = gateway.client
+        self.queue_ds = self.resolve_data_source(email_queue_db_id, "NOTION_EMAIL_QUEUE_DB_ID")
+        self.templates_ds = self.resolve_data_source(templates_db_id, "NOTION_TEMPLATES_DB_ID")
+        self.contacts_ds = self.resolve_data_source(contacts_db_id, "NOTION_CONTACTS_DB_ID")
+        self.analytics_ds = (
+            self.resolve_data_source(analytics_db_id, "NOTION_ANALYTICS_DB_ID")
+            if analytics_db_id
+            else None
+        )
+        self._contacts: dict[str, Contact] = {}
+
+    @property
+    def clock(self) -> Clock:
+        return self.gateway.clock
+
+    def resolve_data_source(self, database_id: str, variable: str) -> str:
+        try:
+            db = self.gateway.call(
+                "retrieve_database",
+                "read",
+                lambda: self.client.databases.retrieve(database_id=database_id),
+            )
+        except NotFound:
+            raise ConfigError(
+                f"{variable}: database {database_id} not found; check the id and share the "
+                "database with the integration"
+            ) from None
+        sources = db.get("data_sources") or []
+        if not sources:
+            raise ConfigError(f"{variable}: database {database_id} has no data source")
+        return str(sources[0]["id"])
+
+    def close(self) -> None:
+        self.client.close()
+
+    # queries
+
+    def _query(self, data_source_id: str, name: str, **body: Any) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            kwargs = dict(body, page_size=body.get("page_size", PAGE_SIZE))
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            response = self.gateway.call(
+                name,
+                "read",
+                lambda kw=kwargs: self.client.data_sources.query(data_source_id, **kw),  # type: ignore[misc]
+            )
+            yield from response.get("results", [])
+            cursor = response.get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                return
+
+    def _query_rows(self, **body: Any) -> Iterator[QueueRow]:
+        for page in self._query(self.queue_ds, "query", **body):
+            yield s.page_to_row(page)
+
+    # rows
+
+    def add_row(self, row: NewRow) -> QueueRow:
+        properties = s.new_row_properties(row)
+        page = self.gateway.call(
+            "create_page",
+            "create",
+            lambda: self.client.pages.create(
+                parent={"type": "data_source_id", "data_source_id": self.queue_ds},
+                properties=properties,
+            ),
+        )
+        if "committed_resource_id" in page:
+            return self.get_row(page["committed_resource_id"])
+        return s.page_to_row(page)
+
+    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None:
+        for row in self._query_rows(
+            filter={"property": s.DEDUPE_KEY, "rich_text": {"equals": dedupe_key}},
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+            page_size=1,
+        ):
+            return row
+        return None
+
+    def due_rows(self, now: datetime) -> Iterator[QueueRow]:
+        return self._query_rows(
+            filter={
+                "and": [
+                    {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
+                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": _iso(now)}},
+                ]
+            },
+            sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],
+        )
+
+    def next_scheduled_time(self) -> datetime | None:
+        for row in self._query_rows(
+            filter={"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
+            sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],
+            page_size=1,
+        ):
+            return row.scheduled_time
+        return None
+
+    def get_row(self, row_id: str) -> QueueRow:
+        try:
+            page = self.gateway.call(
+                "retrieve_page", "read", lambda: self.client.pages.retrieve(page_id=row_id)
+            )
+        except NotFound:
+            raise RowNotFound(f"row {row_id} not found") from None
+        if page.get("in_trash") or page.get("archived"):
+            raise RowNotFound(f"row {row_id} is in the trash")
+        return s.page_to_row(page)
+
+    def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
+        properties = s.update_properties(update)
+        try:
+            page = self.gateway.call(
+                "update_page",
+                "update",
+                lambda: self.client.pages.update(page_id=row_id, properties=properties),
+            )
+        except NotFound:
+            raise RowNotFound(f"row {row_id} not found") from None
+        return s.page_to_row(page)
+
+    def rows_for_email(
+        self,
+        email: str,
+        *,
+        sequence: str | None = None,
+        statuses: Collection[Status] | None = None,
+    ) -> list[QueueRow]:
+        conditions: list[dict[str, Any]] = [
+            {"property": s.EMAIL, "email": {"equals": email.strip().lower()}}
+        ]
+        if sequence is not None:
+            conditions.append({"property": s.SEQUENCE, "select": {"equals": sequence}})
+        if statuses is not None:
+            conditions.append(
+                {"or": [{"property": s.STATUS, "select": {"equals": st.value}} for st in statuses]}
+            )
+        return list(
+            self._query_rows(
+                filter={"and": conditions},
+                sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],
+            )
+        )
+
+    def all_rows(self) -> Iterator[QueueRow]:
+        return self._query_rows(sorts=[{"timestamp": "created_time", "direction": "ascending"}])
+
+    # contacts
+
+    def find_contact(self, email: str) -> Contact | None:
+        email = email.strip().lower()
+        for page in self._query(
+            self.contacts_ds,
+            "query_contacts",
+            filter={"property": "Email", "email": {"equals": email}},
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+            page_size=1,
+        ):
+            contact = s.page_to_contact(page)
+            self._contacts[email] = contact
+            return contact
+        return None
+
+    def upsert_contact(self, data: ContactData) -> Contact:
+        email = data.email.strip().lower()
+        known = self._contacts.get(email) or self.find_contact(email)
+        props = _contact_properties(data, known)
+        if known is not None and not props:
+            return known
+        if known is None:
+            props.setdefault("Name", s.title(_display_name(data) or email))
+            props["Email"] = {"email": email}
+            try:
+                page = self.gateway.call(
+                    "create_contact",
+                    "create",
+                    lambda: self.client.pages.create(
+                        parent={"type": "data_source_id", "data_source_id": self.contacts_ds},
+                        properties=props,
+                    ),
+                )
+            except MaybeWritten:
+                found = self.find_contact(email)
+                if found is None:
+                    raise
+                return self.upsert_contact(data)
+            if "committed_resource_id" in page:
+                found = self.find_contact(email)
+                if found is None:
+                    raise MaybeWritten("Notion committed a contact that cannot be found yet")
+                return found
+        else:
+            contact_id = known.id
+            page = self.gateway.call(
+                "update_contact",
+                "update",
+                lambda: self.client.pages.update(page_id=contact_id, properties=props),
+            )
+        contact = s.page_to_contact(page)
+        self._contacts[email] = contact
+        return contact
+
+    def unsubscribed_emails(self) -> set[str]:
+        return {
+            s.page_to_contact(page).email
+            for page in self._query(
+                self.contacts_ds,
+                "query_contacts",
+                filter={"property": "Unsubscribed", "checkbox": {"equals": True}},
+            )
+        }
+
+    # templates
+
+    def get_template(self, template_id: str) -> Template | None:
+        page = self._template_page(template_id)
+        return s.page_to_template(page) if page else None
+
+    def _template_page(self, template_id: str) -> dict[str, Any] | None:
+        for page in self._query(
+            self.templates_ds,
+            "query_templates",
+            filter={"property": "Template ID", "title": {"equals": template_id}},
+            page_size=1,
+        ):
+            return page
+        return None
+
+    def upsert_template(self, template: Template) -> UpsertResult:
+        page = self._template_page(template.template_id)
+        props = s.template_properties(template)
+        if page is None:
+            self.gateway.call(
+                "create_template",
+                "create",
+                lambda: self.client.pages.create(
+                    parent={"type": "data_source_id", "data_source_id": self.templates_ds},
+                    properties=props,
+                ),
+            )
+            return "created"
+        if s.page_to_template(page) == template:
+            return "unchanged"
+        page_id = page["id"]
+        self.gateway.call(
+            "update_template",
+            "update",
+            lambda: self.client.pages.update(page_id=page_id, properties=props),
+        )
+        return "updated"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _display_name(data: ContactData) -> str:
+    return " ".join(part for part in (data.first_name, data.last_name) if part)
+
+
+def _contact_properties(data: ContactData, known: Contact | None) -> dict[str, Any]:
+    """Only what the event says and Notion does not already hold: a known contact costs no write
+    when nothing changed."""
+    wanted: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+    if data.first_name is not None:
+        wanted["First Name"] = (
+            data.first_name,
+            known and known.first_name,
+            s.text(data.first_name),
+        )
+    if data.last_name is not None:
+        wanted["Last Name"] = (data.last_name, known and known.last_name, s.text(data.last_name))
+    if data.business_name is not None:
+        wanted["Business Name"] = (
+            data.business_name,
+            known and known.business_name,
+            s.text(data.business_name),
+        )
+    if data.segment is not None:
+        wanted["Segment"] = (data.segment, known and known.segment, s.select(data.segment))
+    if data.assessment_score is not None:
+        wanted["Assessment Score"] = (
+            data.assessment_score,
+            known and known.assessment_score,
+            {"number": data.assessment_score},
+        )
+    if data.assessment_data is not None:
+        wanted["Assessment Data"] = (
+            data.assessment_data,
+            known and known.assessment_data,
+            s.text(json.dumps(data.assessment_data, sort_keys=True)),
+        )
+    if data.meeting_time is not None:
+        wanted["Meeting Time"] = (
+            data.meeting_time,
+            known and known.meeting_time,
+            s.date(data.meeting_time),
+        )
+    if data.unsubscribed is not None:
+        wanted["Unsubscribed"] = (
+            data.unsubscribed,
+            known and known.unsubscribed,
+            {"checkbox": data.unsubscribed},
+        )
+    if data.last_event is not None:
+        wanted["Last Event"] = (
+            data.last_event,
+            known and known.last_event,
+            s.text(data.last_event),
+        )
+    props = {
+        name: value for name, (new, old, value) in wanted.items() if known is None or new != old
+    }
+    if known is None or ("First Name" in props or "Last Name" in props):
+        name = _display_name(data)
+        if name:
+            props["Name"] = s.title(name)
+    return props

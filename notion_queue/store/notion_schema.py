@@ -1,0 +1,314 @@
+"""The Notion databases' schema (what the setup script creates) and page ↔ row conversion.
+
+Property names are what marketers see in Notion; DESIGN.md lists them and they do not change.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from dateutil import parser as dateparser
+
+from notion_queue.models import Contact, NewRow, QueueRow, RowUpdate, Status, Template
+
+# Email Queue
+NAME = "Name"
+EMAIL = "Email Address"
+FIRST_NAME = "First Name"
+SEQUENCE = "Sequence"
+EMAIL_NUMBER = "Email Number"
+TEMPLATE_ID = "Template ID"
+SCHEDULED_TIME = "Scheduled Time"
+STATUS = "Status"
+SENT_AT = "Sent At"
+RESEND_EMAIL_ID = "Resend Email ID"
+ERROR_MESSAGE = "Error Message"
+ATTEMPTS = "Attempts"
+VARIABLES = "Variables"
+DEDUPE_KEY = "Dedupe Key"
+EXPIRES_AT = "Expires At"
+CONTACT = "Contact"
+
+STATUS_COLOURS = {
+    Status.QUEUED: "blue",
+    Status.PAUSED: "yellow",
+    Status.SENT: "green",
+    Status.FAILED: "red",
+    Status.CANCELLED: "gray",
+    Status.SKIPPED: "brown",
+}
+SEQUENCE_COLOURS = {
+    "lead_nurture": "blue",
+    "five_day": "purple",
+    "noshow_recovery": "orange",
+    "postcall_maybe": "yellow",
+    "onboarding": "green",
+    "precall_prep": "pink",
+}
+MAX_TEXT = 2000  # characters per rich-text item, Notion's limit
+
+
+def _options(colours: dict[Any, str]) -> list[dict[str, str]]:
+    return [{"name": str(name), "color": colour} for name, colour in colours.items()]
+
+
+def email_queue_schema(contacts_data_source_id: str | None) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        NAME: {"title": {}},
+        EMAIL: {"email": {}},
+        FIRST_NAME: {"rich_text": {}},
+        SEQUENCE: {"select": {"options": _options(SEQUENCE_COLOURS)}},
+        EMAIL_NUMBER: {"number": {"format": "number"}},
+        TEMPLATE_ID: {"rich_text": {}},
+        SCHEDULED_TIME: {"date": {}},
+        STATUS: {"select": {"options": _options(STATUS_COLOURS)}},
+        SENT_AT: {"date": {}},
+        RESEND_EMAIL_ID: {"rich_text": {}},
+        ERROR_MESSAGE: {"rich_text": {}},
+        ATTEMPTS: {"number": {"format": "number"}},
+        VARIABLES: {"rich_text": {}},
+        DEDUPE_KEY: {"rich_text": {}},
+        EXPIRES_AT: {"date": {}},
+    }
+    if contacts_data_source_id:
+        schema[CONTACT] = {
+            "relation": {
+                "data_source_id": contacts_data_source_id,
+                "type": "single_property",
+                "single_property": {},
+            }
+        }
+    return schema
+
+
+TEMPLATES_SCHEMA: dict[str, Any] = {
+    "Template ID": {"title": {}},
+    "Subject": {"rich_text": {}},
+    "HTML Body": {"rich_text": {}},
+    "Text Body": {"rich_text": {}},
+    "Active": {"checkbox": {}},
+}
+
+CONTACTS_SCHEMA: dict[str, Any] = {
+    "Name": {"title": {}},
+    "Email": {"email": {}},
+    "First Name": {"rich_text": {}},
+    "Last Name": {"rich_text": {}},
+    "Business Name": {"rich_text": {}},
+    "Assessment Score": {"number": {"format": "number"}},
+    "Assessment Data": {"rich_text": {}},
+    "Segment": {
+        "select": {
+            "options": [
+                {"name": "CRITICAL", "color": "red"},
+                {"name": "URGENT", "color": "orange"},
+                {"name": "OPTIMIZE", "color": "green"},
+            ]
+        }
+    },
+    "Unsubscribed": {"checkbox": {}},
+    "Last Event": {"rich_text": {}},
+    "Meeting Time": {"date": {}},
+}
+
+ANALYTICS_SCHEMA: dict[str, Any] = {
+    "Name": {"title": {}},
+    "Email Address": {"email": {}},
+    "Template ID": {"rich_text": {}},
+    "Sequence": {"select": {"options": _options(SEQUENCE_COLOURS)}},
+    "Outcome": {"select": {"options": _options(STATUS_COLOURS)}},
+    "At": {"date": {}},
+    "Resend Email ID": {"rich_text": {}},
+    "Error Message": {"rich_text": {}},
+    "Lateness Seconds": {"number": {"format": "number"}},
+}
+
+
+# Writing values
+
+
+def text(value: str) -> dict[str, Any]:
+    """A rich_text value; long text is split into Notion's 2000-character items."""
+    chunks = [value[i : i + MAX_TEXT] for i in range(0, len(value), MAX_TEXT)]
+    return {"rich_text": [{"text": {"content": chunk}} for chunk in chunks[:100]]}
+
+
+def title(value: str) -> dict[str, Any]:
+    return {"title": [{"text": {"content": value[:MAX_TEXT]}}]}
+
+
+def date(value: datetime | None) -> dict[str, Any]:
+    if value is None:
+        return {"date": None}
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: every time in the queue must carry a timezone")
+    iso = value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"date": {"start": iso}}
+
+
+def select(value: str | None) -> dict[str, Any]:
+    return {"select": {"name": value} if value else None}
+
+
+def new_row_properties(row: NewRow) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        NAME: title(row.name),
+        EMAIL: {"email": row.email},
+        FIRST_NAME: text(row.first_name),
+        SEQUENCE: select(row.sequence),
+        EMAIL_NUMBER: {"number": row.email_number},
+        TEMPLATE_ID: text(row.template_id),
+        SCHEDULED_TIME: date(row.scheduled_time),
+        STATUS: select(row.status.value),
+        ATTEMPTS: {"number": 0},
+        VARIABLES: text(row.variables_json()),
+        DEDUPE_KEY: text(row.dedupe_key),
+    }
+    if row.expires_at is not None:
+        props[EXPIRES_AT] = date(row.expires_at)
+    if row.sent_at is not None:
+        props[SENT_AT] = date(row.sent_at)
+    if row.error_message:
+        props[ERROR_MESSAGE] = text(row.error_message)
+    if row.contact_id:
+        props[CONTACT] = {"relation": [{"id": row.contact_id}]}
+    return props
+
+
+def update_properties(update: RowUpdate) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    if update.status is not None:
+        props[STATUS] = select(update.status.value)
+    if update.sent_at is not None:
+        props[SENT_AT] = date(update.sent_at)
+    if update.resend_email_id is not None:
+        props[RESEND_EMAIL_ID] = text(update.resend_email_id)
+    if update.error_message is not None:
+        props[ERROR_MESSAGE] = text(update.error_message)
+    if update.attempts is not None:
+        props[ATTEMPTS] = {"number": update.attempts}
+    if update.scheduled_time is not None:
+        props[SCHEDULED_TIME] = date(update.scheduled_time)
+    if update.expires_at is not None:
+        props[EXPIRES_AT] = date(update.expires_at)
+    return props
+
+
+def template_properties(template: Template) -> dict[str, Any]:
+    return {
+        "Template ID": title(template.template_id),
+        "Subject": text(template.subject),
+        "HTML Body": text(template.html),
+        "Text Body": text(template.text),
+        "Active": {"checkbox": template.active},
+    }
+
+
+# Reading values
+
+
+def read_text(prop: dict[str, Any] | None) -> str:
+    if not prop:
+        return ""
+    items = prop.get(prop.get("type", ""), None)
+    if items is None:
+        items = prop.get("rich_text") or prop.get("title") or []
+    return "".join(
+        item.get("plain_text") or item.get("text", {}).get("content", "") for item in items
+    )
+
+
+def read_select(prop: dict[str, Any] | None) -> str:
+    value = (prop or {}).get("select")
+    return str(value.get("name", "")) if value else ""
+
+
+def read_date(prop: dict[str, Any] | None) -> datetime | None:
+    value = (prop or {}).get("date")
+    if not value or not value.get("start"):
+        return None
+    parsed = dateparser.isoparse(value["start"])
+    if parsed.tzinfo is None:
+        # A date typed without a time, or a local time with time_zone: read it as UTC unless
+        # Notion said which zone; a queue must never hold a naive time.
+        from zoneinfo import ZoneInfo
+
+        zone = value.get("time_zone")
+        parsed = parsed.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
+    return parsed.astimezone(UTC)
+
+
+def read_number(prop: dict[str, Any] | None) -> float | None:
+    value = (prop or {}).get("number")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def read_email(prop: dict[str, Any] | None) -> str:
+    return str((prop or {}).get("email") or "")
+
+
+def read_checkbox(prop: dict[str, Any] | None) -> bool:
+    return bool((prop or {}).get("checkbox"))
+
+
+def read_relation(prop: dict[str, Any] | None) -> str | None:
+    items = (prop or {}).get("relation") or []
+    return str(items[0]["id"]) if items else None
+
+
+def page_to_row(page: dict[str, Any]) -> QueueRow:
+    p = page.get("properties", {})
+    number = read_number(p.get(EMAIL_NUMBER))
+    return QueueRow(
+        id=page["id"],
+        email=read_email(p.get(EMAIL)).strip(),
+        first_name=read_text(p.get(FIRST_NAME)).strip(),
+        sequence=read_select(p.get(SEQUENCE)),
+        email_number=int(number) if number is not None else None,
+        template_id=read_text(p.get(TEMPLATE_ID)).strip(),
+        scheduled_time=read_date(p.get(SCHEDULED_TIME)),
+        status_text=read_select(p.get(STATUS)),
+        dedupe_key=read_text(p.get(DEDUPE_KEY)),
+        variables_text=read_text(p.get(VARIABLES)),
+        attempts=int(read_number(p.get(ATTEMPTS)) or 0),
+        expires_at=read_date(p.get(EXPIRES_AT)),
+        sent_at=read_date(p.get(SENT_AT)),
+        resend_email_id=read_text(p.get(RESEND_EMAIL_ID)),
+        error_message=read_text(p.get(ERROR_MESSAGE)),
+        contact_id=read_relation(p.get(CONTACT)),
+    )
+
+
+def page_to_template(page: dict[str, Any]) -> Template:
+    p = page.get("properties", {})
+    return Template(
+        template_id=read_text(p.get("Template ID")).strip(),
+        subject=read_text(p.get("Subject")),
+        html=read_text(p.get("HTML Body")),
+        text=read_text(p.get("Text Body")),
+        active=read_checkbox(p.get("Active")),
+    )
+
+
+def page_to_contact(page: dict[str, Any]) -> Contact:
+    p = page.get("properties", {})
+    raw_data = read_text(p.get("Assessment Data"))
+    try:
+        assessment = json.loads(raw_data) if raw_data else {}
+    except json.JSONDecodeError:
+        assessment = {}
+    return Contact(
+        id=page["id"],
+        email=read_email(p.get("Email")).strip().lower(),
+        first_name=read_text(p.get("First Name")),
+        last_name=read_text(p.get("Last Name")),
+        business_name=read_text(p.get("Business Name")),
+        segment=read_select(p.get("Segment")),
+        assessment_score=read_number(p.get("Assessment Score")),
+        assessment_data=assessment if isinstance(assessment, dict) else {},
+        meeting_time=read_date(p.get("Meeting Time")),
+        last_event=read_text(p.get("Last Event")),
+        unsubscribed=read_checkbox(p.get("Unsubscribed")),
+    )

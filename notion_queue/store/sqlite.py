@@ -1,0 +1,327 @@
+"""The embedded default QueueStore: one SQLite file, the same rows and columns as Notion's.
+
+Server and worker are separate processes sharing the file; WAL mode and a busy timeout let them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Collection, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from notion_queue.models import (
+    Contact,
+    ContactData,
+    NewRow,
+    QueueRow,
+    RowUpdate,
+    Status,
+    Template,
+)
+from notion_queue.store.base import RowNotFound, UpsertResult
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS email_queue (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email_address TEXT NOT NULL,
+    first_name TEXT NOT NULL DEFAULT '',
+    sequence TEXT NOT NULL,
+    email_number INTEGER,
+    template_id TEXT NOT NULL,
+    scheduled_time TEXT,
+    status TEXT NOT NULL,
+    sent_at TEXT,
+    resend_email_id TEXT NOT NULL DEFAULT '',
+    error_message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    variables TEXT NOT NULL DEFAULT '',
+    dedupe_key TEXT NOT NULL,
+    expires_at TEXT,
+    contact_id TEXT
+);
+CREATE INDEX IF NOT EXISTS email_queue_due ON email_queue (status, scheduled_time);
+CREATE INDEX IF NOT EXISTS email_queue_email ON email_queue (email_address);
+CREATE INDEX IF NOT EXISTS email_queue_dedupe ON email_queue (dedupe_key);
+CREATE TABLE IF NOT EXISTS contacts (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    first_name TEXT NOT NULL DEFAULT '',
+    last_name TEXT NOT NULL DEFAULT '',
+    business_name TEXT NOT NULL DEFAULT '',
+    segment TEXT NOT NULL DEFAULT '',
+    assessment_score REAL,
+    assessment_data TEXT NOT NULL DEFAULT '{}',
+    meeting_time TEXT,
+    last_event TEXT NOT NULL DEFAULT '',
+    unsubscribed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS templates (
+    template_id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    html_body TEXT NOT NULL,
+    text_body TEXT NOT NULL DEFAULT '',
+    active INTEGER NOT NULL DEFAULT 1
+);
+"""
+
+
+def _ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: every time in the queue must carry a timezone")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, params)
+            self._db.commit()
+
+    # rows
+
+    def add_row(self, row: NewRow) -> QueueRow:
+        row_id = str(uuid.uuid4())
+        self._write(
+            "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
+            " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
+            " expires_at, contact_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row_id,
+                row.name,
+                row.email,
+                row.first_name,
+                row.sequence,
+                row.email_number,
+                row.template_id,
+                _ts(row.scheduled_time),
+                row.status.value,
+                _ts(row.sent_at),
+                row.error_message,
+                row.variables_json(),
+                row.dedupe_key,
+                _ts(row.expires_at),
+                row.contact_id,
+            ),
+        )
+        return self.get_row(row_id)
+
+    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None:
+        found = self._query(
+            "SELECT * FROM email_queue WHERE dedupe_key = ? ORDER BY rowid LIMIT 1",
+            (dedupe_key,),
+        )
+        return _row(found[0]) if found else None
+
+    def due_rows(self, now: datetime) -> Iterator[QueueRow]:
+        found = self._query(
+            "SELECT * FROM email_queue WHERE status = ? AND scheduled_time IS NOT NULL"
+            " AND scheduled_time <= ? ORDER BY scheduled_time, rowid",
+            (Status.QUEUED.value, _ts(now)),
+        )
+        return iter([_row(r) for r in found])
+
+    def next_scheduled_time(self) -> datetime | None:
+        found = self._query(
+            "SELECT MIN(scheduled_time) AS t FROM email_queue WHERE status = ?",
+            (Status.QUEUED.value,),
+        )
+        return _dt(found[0]["t"]) if found else None
+
+    def get_row(self, row_id: str) -> QueueRow:
+        found = self._query("SELECT * FROM email_queue WHERE id = ?", (row_id,))
+        if not found:
+            raise RowNotFound(f"row {row_id} not found")
+        return _row(found[0])
+
+    def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
+        columns = {
+            "status": update.status.value if update.status else None,
+            "sent_at": _ts(update.sent_at),
+            "resend_email_id": update.resend_email_id,
+            "error_message": update.error_message,
+            "attempts": update.attempts,
+            "scheduled_time": _ts(update.scheduled_time),
+            "expires_at": _ts(update.expires_at),
+        }
+        changes = {k: v for k, v in columns.items() if v is not None}
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            with self._lock:
+                cursor = self._db.execute(
+                    f"UPDATE email_queue SET {assignments} WHERE id = ?",  # noqa: S608
+                    (*changes.values(), row_id),
+                )
+                self._db.commit()
+                if cursor.rowcount == 0:
+                    raise RowNotFound(f"row {row_id} not found")
+        return self.get_row(row_id)
+
+    def rows_for_email(
+        self,
+        email: str,
+        *,
+        sequence: str | None = None,
+        statuses: Collection[Status] | None = None,
+    ) -> list[QueueRow]:
+        sql = "SELECT * FROM email_queue WHERE email_address = ?"
+        params: list[Any] = [email.strip().lower()]
+        if sequence is not None:
+            sql += " AND sequence = ?"
+            params.append(sequence)
+        if statuses is not None:
+            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+            params.extend(s.value for s in statuses)
+        sql += " ORDER BY scheduled_time, rowid"
+        return [_row(r) for r in self._query(sql, tuple(params))]
+
+    def all_rows(self) -> Iterator[QueueRow]:
+        return iter([_row(r) for r in self._query("SELECT * FROM email_queue")])
+
+    # contacts
+
+    def find_contact(self, email: str) -> Contact | None:
+        found = self._query("SELECT * FROM contacts WHERE email = ?", (email.strip().lower(),))
+        return _contact(found[0]) if found else None
+
+    def upsert_contact(self, data: ContactData) -> Contact:
+        email = data.email.strip().lower()
+        with self._lock:
+            existing = self.find_contact(email)
+            if existing is None:
+                self._db.execute(
+                    "INSERT INTO contacts (id, email) VALUES (?, ?)", (str(uuid.uuid4()), email)
+                )
+            values = {
+                "first_name": data.first_name,
+                "last_name": data.last_name,
+                "business_name": data.business_name,
+                "segment": data.segment,
+                "assessment_score": data.assessment_score,
+                "assessment_data": (
+                    json.dumps(data.assessment_data, sort_keys=True)
+                    if data.assessment_data is not None
+                    else None
+                ),
+                "meeting_time": _ts(data.meeting_time),
+                "last_event": data.last_event,
+                "unsubscribed": int(data.unsubscribed) if data.unsubscribed is not None else None,
+            }
+            changes = {k: v for k, v in values.items() if v is not None}
+            if changes:
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                self._db.execute(
+                    f"UPDATE contacts SET {assignments} WHERE email = ?",  # noqa: S608
+                    (*changes.values(), email),
+                )
+            self._db.commit()
+            contact = self.find_contact(email)
+        assert contact is not None
+        return contact
+
+    def unsubscribed_emails(self) -> set[str]:
+        return {r["email"] for r in self._query("SELECT email FROM contacts WHERE unsubscribed")}
+
+    # templates
+
+    def get_template(self, template_id: str) -> Template | None:
+        found = self._query("SELECT * FROM templates WHERE template_id = ?", (template_id,))
+        if not found:
+            return None
+        r = found[0]
+        return Template(
+            template_id=r["template_id"],
+            subject=r["subject"],
+            html=r["html_body"],
+            text=r["text_body"],
+            active=bool(r["active"]),
+        )
+
+    def upsert_template(self, template: Template) -> UpsertResult:
+        existing = self.get_template(template.template_id)
+        if existing == template:
+            return "unchanged"
+        self._write(
+            "INSERT INTO templates (template_id, subject, html_body, text_body, active)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (template_id) DO UPDATE SET"
+            " subject = excluded.subject, html_body = excluded.html_body,"
+            " text_body = excluded.text_body, active = excluded.active",
+            (
+                template.template_id,
+                template.subject,
+                template.html,
+                template.text,
+                int(template.active),
+            ),
+        )
+        return "created" if existing is None else "updated"
+
+
+def _row(r: sqlite3.Row) -> QueueRow:
+    return QueueRow(
+        id=r["id"],
+        email=r["email_address"],
+        first_name=r["first_name"],
+        sequence=r["sequence"],
+        email_number=r["email_number"],
+        template_id=r["template_id"],
+        scheduled_time=_dt(r["scheduled_time"]),
+        status_text=r["status"],
+        dedupe_key=r["dedupe_key"],
+        variables_text=r["variables"],
+        attempts=r["attempts"],
+        expires_at=_dt(r["expires_at"]),
+        sent_at=_dt(r["sent_at"]),
+        resend_email_id=r["resend_email_id"],
+        error_message=r["error_message"],
+        contact_id=r["contact_id"],
+    )
+
+
+def _contact(r: sqlite3.Row) -> Contact:
+    return Contact(
+        id=r["id"],
+        email=r["email"],
+        first_name=r["first_name"],
+        last_name=r["last_name"],
+        business_name=r["business_name"],
+        segment=r["segment"],
+        assessment_score=r["assessment_score"],
+        assessment_data=json.loads(r["assessment_data"] or "{}"),
+        meeting_time=_dt(r["meeting_time"]),
+        last_event=r["last_event"],
+        unsubscribed=bool(r["unsubscribed"]),
+    )

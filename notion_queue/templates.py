@@ -1,0 +1,87 @@
+"""Where a template comes from at send time: the Templates database, or the packaged file.
+
+The store is asked at most once per template every TEMPLATE_CACHE_SECONDS, so marketers' edits
+apply within minutes without a Notion request per email.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+from notion_queue.clock import Clock
+from notion_queue.errors import ConfigError, TemplateNotFound
+from notion_queue.logs import get_logger
+from notion_queue.models import Template
+from notion_queue.store.base import QueueStore
+
+log = get_logger(__name__)
+
+
+def load_packaged_templates() -> dict[str, Template]:
+    """The templates shipped in notion_queue/email_templates, by Template ID."""
+    folder = resources.files("notion_queue").joinpath("email_templates")
+    templates: dict[str, Template] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        template_id = entry.name.removesuffix(".toml")
+        try:
+            data = tomllib.loads(entry.read_text("utf-8"))
+            templates[template_id] = Template(
+                template_id=template_id,
+                subject=str(data["subject"]),
+                html=str(data["html"]),
+                text=str(data.get("text", "")),
+            )
+        except (tomllib.TOMLDecodeError, KeyError) as exc:
+            raise ConfigError(f"packaged template {entry.name}: {exc}") from None
+    return templates
+
+
+@dataclass
+class _Cached:
+    template: Template | None
+    fetched: float
+
+
+class TemplateSource:
+    def __init__(
+        self,
+        store: QueueStore,
+        clock: Clock,
+        *,
+        cache_seconds: float = 300,
+        packaged: dict[str, Template] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._packaged = load_packaged_templates() if packaged is None else packaged
+        self._cache: dict[str, _Cached] = {}
+        self._warned: set[str] = set()
+
+    def get(self, template_id: str) -> Template:
+        cached = self._cache.get(template_id)
+        now = self._clock.monotonic()
+        if cached is None or now - cached.fetched >= self._cache_seconds:
+            cached = _Cached(self._store.get_template(template_id), now)
+            self._cache[template_id] = cached
+        stored = cached.template
+        if stored is not None and stored.active:
+            return stored
+        fallback = self._packaged.get(template_id)
+        if fallback is None:
+            raise TemplateNotFound(
+                f"Template ID {template_id!r} not found in the Templates database; "
+                "fix the row's Template ID (or add the template) and set Status to queued"
+            )
+        if template_id not in self._warned:
+            self._warned.add(template_id)
+            log.warning(
+                "template_fallback",
+                template_id=template_id,
+                reason="inactive in Templates database" if stored else "missing from Templates",
+            )
+        return fallback

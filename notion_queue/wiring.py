@@ -1,0 +1,88 @@
+"""Build the pieces from Settings: the one place that knows which adapter goes with which name."""
+
+from __future__ import annotations
+
+import httpx
+
+from notion_queue.clock import Clock
+from notion_queue.mail.base import Mailer
+from notion_queue.mail.outbox import OutboxMailer
+from notion_queue.mail.resend_mailer import ResendMailer
+from notion_queue.sequences import Catalog, load_catalog
+from notion_queue.settings import Settings
+from notion_queue.store.base import QueueStore
+from notion_queue.store.notion import NotionStore
+from notion_queue.store.notion_gateway import NotionGateway, build_client
+from notion_queue.store.sqlite import SqliteStore
+from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
+from notion_queue.worker import Worker, WorkerConfig
+
+
+def build_store(
+    settings: Settings, clock: Clock, *, notion_transport: httpx.BaseTransport | None = None
+) -> QueueStore:
+    if settings.queue_backend == "sqlite":
+        return SqliteStore(settings.sqlite_path)
+    assert settings.notion_token is not None  # Settings checked it
+    client = build_client(
+        settings.notion_token.get_secret_value(),
+        settings.notion_api_base_url,
+        transport=notion_transport,
+    )
+    gateway = NotionGateway(client, clock, requests_per_second=settings.notion_requests_per_second)
+    return NotionStore(
+        gateway,
+        email_queue_db_id=str(settings.notion_email_queue_db_id),
+        templates_db_id=str(settings.notion_templates_db_id),
+        contacts_db_id=str(settings.notion_contacts_db_id),
+        analytics_db_id=settings.notion_analytics_db_id,
+    )
+
+
+def build_mailer(
+    settings: Settings, clock: Clock, *, resend_transport: httpx.BaseTransport | None = None
+) -> Mailer:
+    if settings.mail_backend == "outbox":
+        return OutboxMailer(settings.outbox_dir, clock)
+    assert settings.resend_api_key is not None  # Settings checked it
+    return ResendMailer(
+        settings.resend_api_key.get_secret_value(),
+        clock,
+        api_url=settings.resend_api_url,
+        transport=resend_transport,
+    )
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    return load_catalog(settings.sequences_file, known_templates=load_packaged_templates())
+
+
+def build_unsubscribe(settings: Settings) -> UnsubscribeTokens:
+    secret = settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None
+    return UnsubscribeTokens(load_secret(secret, settings.state_dir))
+
+
+def build_worker(
+    settings: Settings,
+    clock: Clock,
+    store: QueueStore,
+    mailer: Mailer,
+    catalog: Catalog | None = None,
+) -> Worker:
+    catalog = catalog or build_catalog(settings)
+    return Worker(
+        store,
+        mailer,
+        TemplateSource(store, clock, cache_seconds=settings.template_cache_seconds),
+        clock,
+        WorkerConfig(
+            sender=settings.email_from,
+            reply_to=settings.email_reply_to,
+            max_attempts=settings.max_attempts,
+            poll_interval=settings.poll_interval_seconds,
+            public_base_url=settings.public_base_url,
+            campaign_variables=catalog.variables,
+        ),
+        unsubscribe=build_unsubscribe(settings),
+    )

@@ -1,0 +1,322 @@
+"""The worker cycle: find due rows, render, send, mark each sent, failed or skipped.
+
+Safe to kill at any moment. A row is marked sent only after the mailer accepted it; a worker
+killed in between sends again with the same idempotency key, and the mailer answers with the
+first message instead of sending a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from notion_queue import metrics
+from notion_queue.clock import Clock
+from notion_queue.errors import (
+    AccountError,
+    MaybeWritten,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+)
+from notion_queue.logs import get_logger
+from notion_queue.mail.base import Mailer, OutgoingEmail
+from notion_queue.models import QueueRow, RowUpdate, Status
+from notion_queue.pacing import Backoff
+from notion_queue.render import RenderedEmail, render
+from notion_queue.store.base import QueueStore, RowNotFound
+from notion_queue.templates import TemplateSource
+from notion_queue.unsubscribe import UnsubscribeTokens
+
+log = get_logger("notion_queue.worker")
+
+Outcome = Literal["sent", "failed", "skipped", "cancelled", "retry", "unchanged"]
+EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+STALE_AFTER_SECONDS = 5.0
+RATE_LIMIT_WAITS_PER_ROW = 5
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    sender: str
+    reply_to: str | None = None
+    max_attempts: int = 5
+    poll_interval: float = 60.0
+    public_base_url: str = "http://localhost:8000"
+    campaign_variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CycleSummary:
+    """What one cycle did, by outcome; `account_error` says why sending stopped early."""
+
+    outcomes: dict[Outcome, int] = field(default_factory=dict)
+    account_error: str | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def __getitem__(self, outcome: Outcome) -> int:
+        return self.outcomes.get(outcome, 0)
+
+    @property
+    def handled(self) -> int:
+        return sum(self.outcomes.values())
+
+
+class Worker:
+    def __init__(
+        self,
+        store: QueueStore,
+        mailer: Mailer,
+        templates: TemplateSource,
+        clock: Clock,
+        config: WorkerConfig,
+        *,
+        unsubscribe: UnsubscribeTokens | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.store = store
+        self.mailer = mailer
+        self.templates = templates
+        self.clock = clock
+        self.config = config
+        self.unsubscribe = unsubscribe
+        self.backoff = backoff or Backoff(base=30, cap=1800)
+        self.stop_event = threading.Event()
+        self._not_before: dict[str, datetime] = {}
+        self._suppressed: set[str] | None = None
+
+    def suppressed(self) -> set[str]:
+        """Unsubscribed or suppressed addresses, read once per cycle that has work (an idle poll
+        costs no extra request)."""
+        if self._suppressed is None:
+            self._suppressed = {e.strip().lower() for e in self.store.unsubscribed_emails()}
+        return self._suppressed
+
+    # the cycle
+
+    def run_once(self) -> CycleSummary:
+        summary = CycleSummary()
+        now = self.clock.now()
+        fetched_at = self.clock.monotonic()
+        self._suppressed = None
+        try:
+            for row in self.store.due_rows(now):
+                if self.stop_event.is_set():
+                    break
+                summary.add(self.process(row, fetched_at))
+        except AccountError as exc:
+            summary.account_error = str(exc)
+            metrics.SENDING_PAUSED.set(1)
+            log.error("account_error", reason=str(exc), action="sending paused until it works")
+        except RetryableError as exc:
+            log.warning("cycle_interrupted", reason=str(exc))
+        else:
+            metrics.SENDING_PAUSED.set(0)
+        return summary
+
+    def run_forever(self) -> None:
+        """Poll every POLL_INTERVAL_SECONDS until stop() (SIGTERM/SIGINT); the row in hand is
+        finished before the worker exits."""
+        log.info("worker_started", poll_interval=self.config.poll_interval)
+        while not self.stop_event.is_set():
+            summary = self.run_once()
+            if summary.handled:
+                log.info("cycle_done", **{k: v for k, v in summary.outcomes.items()})
+            self.stop_event.wait(self.config.poll_interval)
+        log.info("worker_stopped")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # one row
+
+    def process(self, row: QueueRow, fetched_at: float) -> Outcome:
+        try:
+            return self._process(row, fetched_at)
+        except AccountError:
+            raise
+        except RetryableError as exc:
+            log.warning("row_deferred", row_id=row.id, sequence=row.sequence, reason=str(exc))
+            return "retry"
+
+    def _process(self, row: QueueRow, fetched_at: float) -> Outcome:
+        now = self.clock.now()
+        not_before = self._not_before.get(row.id)
+        if not_before is not None and now < not_before:
+            return "unchanged"
+        if self.clock.monotonic() - fetched_at > STALE_AFTER_SECONDS:
+            # A marketer may have paused, edited or moved the row since the query.
+            try:
+                row = self.store.get_row(row.id)
+            except RowNotFound:
+                return "unchanged"
+        if row.status is not Status.QUEUED:
+            if row.status is None:
+                return self._fail(
+                    row,
+                    f"Status {row.status_text!r} is not a status; set it to queued, paused or "
+                    "cancelled",
+                )
+            return "unchanged"
+        if row.scheduled_time is None:
+            return self._fail(row, "Scheduled Time is empty; set it and set Status to queued")
+        if row.scheduled_time > now:
+            return "unchanged"
+        if row.expires_at is not None and now >= row.expires_at:
+            return self._finish(
+                row,
+                Status.SKIPPED,
+                f"expired: its moment passed at {_human(row.expires_at)} before it could be sent",
+            )
+        problem = self._row_problem(row)
+        if problem:
+            return self._fail(row, problem)
+        if row.email.lower() in self.suppressed():
+            return self._finish(
+                row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"
+            )
+        try:
+            template = self.templates.get(row.template_id)
+            rendered = render(template, self._variables(row))
+        except PermanentError as exc:
+            return self._fail(row, str(exc))
+        return self._send(row, self._outgoing(row, rendered))
+
+    def _row_problem(self, row: QueueRow) -> str | None:
+        if not row.email:
+            return "Email Address is empty; fill it in and set Status to queued"
+        if not EMAIL_PATTERN.match(row.email):
+            return f"Email Address {row.email!r} is not a valid address; fix it and set Status to queued"
+        if not row.template_id:
+            return "Template ID is empty; fill it in and set Status to queued"
+        try:
+            row.variables()
+        except ValueError as exc:
+            return f"Variables is not a valid JSON object ({exc}); fix it and set Status to queued"
+        return None
+
+    def _variables(self, row: QueueRow) -> dict[str, Any]:
+        variables: dict[str, Any] = dict(self.config.campaign_variables)
+        variables.update(row.variables())
+        # The row's First Name is what a marketer sees and may edit: it wins over the captured one.
+        variables.pop("first_name", None)
+        if row.first_name:
+            variables["first_name"] = row.first_name
+        variables["email"] = row.email
+        if self.unsubscribe is not None:
+            variables["unsubscribe_url"] = self.unsubscribe.url(
+                self.config.public_base_url, row.email
+            )
+        return variables
+
+    def _outgoing(self, row: QueueRow, rendered: RenderedEmail) -> OutgoingEmail:
+        headers: dict[str, str] = {}
+        if self.unsubscribe is not None:
+            headers["List-Unsubscribe"] = (
+                f"<{self.unsubscribe.url(self.config.public_base_url, row.email)}>"
+            )
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        digest = hashlib.sha256(
+            "\x00".join(
+                (row.email, self.config.sender, rendered.subject, rendered.html, rendered.text)
+            ).encode()
+        ).hexdigest()[:24]
+        return OutgoingEmail(
+            sender=self.config.sender,
+            to=row.email,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            reply_to=self.config.reply_to,
+            idempotency_key=f"notion-queue/{row.id}/{digest}",
+            headers=headers,
+            tags={"sequence": _tag(row.sequence), "template": _tag(row.template_id)},
+        )
+
+    def _send(self, row: QueueRow, email: OutgoingEmail) -> Outcome:
+        attempts = row.attempts + 1
+        for _ in range(RATE_LIMIT_WAITS_PER_ROW):
+            try:
+                result = self.mailer.send(email)
+                break
+            except RateLimited as exc:
+                self.clock.sleep(exc.retry_after or 1.0)
+            except (RetryableError, MaybeWritten) as exc:
+                return self._retry_later(row, attempts, str(exc))
+            except PermanentError as exc:
+                return self._fail(row, str(exc), attempts=attempts)
+        else:
+            return self._retry_later(row, row.attempts, "mailer kept answering 429")
+        self._not_before.pop(row.id, None)
+        now = self.clock.now()
+        self.store.update_row(
+            row.id,
+            RowUpdate(
+                status=Status.SENT,
+                sent_at=now,
+                resend_email_id=result.message_id,
+                error_message="",
+                attempts=attempts,
+            ),
+        )
+        lateness = (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
+        metrics.ROWS.labels("sent", row.sequence or "none").inc()
+        if lateness is not None:
+            metrics.LATENESS.observe(max(0.0, lateness))
+        log.info(
+            "row_sent",
+            row_id=row.id,
+            sequence=row.sequence,
+            template_id=row.template_id,
+            message_id=result.message_id,
+            replayed=result.replayed,
+            lateness_seconds=lateness,
+        )
+        return "sent"
+
+    def _retry_later(self, row: QueueRow, attempts: int, reason: str) -> Outcome:
+        if attempts >= self.config.max_attempts:
+            return self._fail(
+                row, f"gave up after {attempts} attempts: {reason}", attempts=attempts
+            )
+        self._not_before[row.id] = self.clock.now() + timedelta(
+            seconds=self.backoff.delay(attempts)
+        )
+        self.store.update_row(
+            row.id, RowUpdate(attempts=attempts, error_message=f"will retry: {reason}")
+        )
+        log.warning(
+            "row_retry", row_id=row.id, sequence=row.sequence, attempts=attempts, reason=reason
+        )
+        return "retry"
+
+    def _fail(self, row: QueueRow, reason: str, *, attempts: int | None = None) -> Outcome:
+        self._finish(row, Status.FAILED, reason, attempts=attempts)
+        return "failed"
+
+    def _finish(
+        self, row: QueueRow, status: Status, reason: str, *, attempts: int | None = None
+    ) -> Outcome:
+        self._not_before.pop(row.id, None)
+        self.store.update_row(
+            row.id, RowUpdate(status=status, error_message=reason, attempts=attempts)
+        )
+        outcomes: dict[Status, Outcome] = {Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
+        outcome = outcomes.get(status, "skipped")
+        metrics.ROWS.labels(outcome, row.sequence or "none").inc()
+        log.info(f"row_{outcome}", row_id=row.id, sequence=row.sequence, reason=reason)
+        return outcome
+
+
+def _tag(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", value)[:256] or "none"
+
+
+def _human(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Create the Email Queue, Templates, Contacts (and optionally Email Analytics) databases under a
+Notion page, with the schema notion-queue expects, then print the lines to paste into .env.
+
+Share the parent page with your integration first (••• → Connections). Re-running changes
+nothing that is already right; missing properties, options and views are added."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from notion_queue.clock import SystemClock
+from notion_queue.errors import NotionQueueError
+from notion_queue.notion_setup import NotionSetup
+from notion_queue.settings import NOTION_API_BASE_URL
+from notion_queue.store.notion_gateway import NotionGateway, build_client
+
+_ID = re.compile(r"([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(?:[?#].*)?$")
+
+
+def page_id_from(text: str) -> str:
+    """Accept an id with or without dashes, or the page's URL as copied from Notion."""
+    match = _ID.search(text.strip().rstrip("/"))
+    if not match:
+        raise ValueError(f"{text!r} does not end in a Notion page id")
+    return match.group(1).replace("-", "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parent-page", required=True, help="the page id or URL to create under")
+    parser.add_argument("--with-analytics", action="store_true", help="also create Email Analytics")
+    args = parser.parse_args(argv)
+    token = os.environ.get("NOTION_TOKEN", "").strip()
+    if not token:
+        print("setup_notion: NOTION_TOKEN is not set (the integration's secret)", file=sys.stderr)
+        return 2
+    try:
+        parent = page_id_from(args.parent_page)
+    except ValueError as exc:
+        print(f"setup_notion: {exc}", file=sys.stderr)
+        return 2
+    base_url = os.environ.get("NOTION_API_BASE_URL", NOTION_API_BASE_URL)
+    gateway = NotionGateway(build_client(token, base_url), SystemClock())
+    setup = NotionSetup(gateway, progress=lambda message: print(f"… {message}", flush=True))
+    try:
+        report = setup.run(parent, with_analytics=args.with_analytics)
+    except NotionQueueError as exc:
+        print(f"setup_notion: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        gateway.client.close()
+    print("\n".join(report.changes) if report.changes else "Everything was already in place.")
+    for note in report.notes:
+        print(f"note: {note}")
+    print("\nPaste into your .env (or /etc/notion-queue/env):\n")
+    print("QUEUE_BACKEND=notion")
+    print("\n".join(report.env_lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Shared fixtures: a fixed clock, both QueueStore adapters (Notion through the fake), mailers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from notion_queue.testing.fake_notion import FakeNotion
+
+from notion_queue.clock import FakeClock
+from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.journal import Journal
+from notion_queue.intake.processor import IntakeProcessor
+from notion_queue.logs import configure_logging
+from notion_queue.mail.outbox import OutboxMailer
+from notion_queue.models import NewRow, Status
+from notion_queue.notion_setup import NotionSetup
+from notion_queue.sequences import Catalog, load_catalog
+from notion_queue.store.base import QueueStore
+from notion_queue.store.notion import NotionStore
+from notion_queue.store.notion_gateway import NotionGateway, build_client
+from notion_queue.store.sqlite import SqliteStore
+from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.worker import Worker, WorkerConfig
+
+T0 = datetime(2025, 12, 1, 10, 0, tzinfo=UTC)
+NOTION_TOKEN = "secret_test_token_0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _logging() -> Iterator[None]:
+    configure_logging("console", "warning", [NOTION_TOKEN])
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@dataclass
+class NotionWorld:
+    fake: FakeNotion
+    store: NotionStore
+    database_ids: dict[str, str]
+    data_source_ids: dict[str, str]
+
+
+def make_notion_world(clock: FakeClock, **fake_options: Any) -> NotionWorld:
+    fake = FakeNotion(clock, token=NOTION_TOKEN, **fake_options)
+    parent = fake.create_parent_page("Email funnel")
+    gateway = NotionGateway(
+        build_client(NOTION_TOKEN, "https://api.notion.com", transport=fake.transport()), clock
+    )
+    report = NotionSetup(gateway).run(parent, with_analytics=False)
+    store = NotionStore(
+        gateway,
+        email_queue_db_id=report.database_ids["Email Queue"],
+        templates_db_id=report.database_ids["Templates"],
+        contacts_db_id=report.database_ids["Contacts"],
+    )
+    fake.requests.clear()
+    return NotionWorld(fake, store, report.database_ids, report.data_source_ids)
+
+
+@pytest.fixture
+def notion_world(clock: FakeClock) -> NotionWorld:
+    return make_notion_world(clock)
+
+
+@pytest.fixture(params=["sqlite", "notion"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass
+class World:
+    store: QueueStore
+    fake: FakeNotion | None
+
+
+@pytest.fixture
+def world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[World]:
+    if backend == "sqlite":
+        sqlite = SqliteStore(tmp_path / "queue.sqlite3")
+        yield World(sqlite, None)
+        sqlite.close()
+    else:
+        notion = make_notion_world(clock)
+        yield World(notion.store, notion.fake)
+
+
+@pytest.fixture
+def store(world: World) -> QueueStore:
+    """Every test that takes `store` runs on SQLite and on Notion through the fake."""
+    return world.store
+
+
+class Marketer:
+    """Edits a row by hand: in the Notion UI, or in the SQLite file on the embedded default."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def set_first_name(self, row_id: str, name: str) -> None:
+        if self.world.fake is not None:
+            self.world.fake.edit_page(
+                row_id, {"First Name": {"rich_text": [{"text": {"content": name}}]}}
+            )
+        else:
+            assert isinstance(self.world.store, SqliteStore)
+            self.world.store._write(
+                "UPDATE email_queue SET first_name = ? WHERE id = ?", (name, row_id)
+            )
+
+
+@pytest.fixture
+def marketer(world: World) -> Marketer:
+    return Marketer(world)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return load_catalog(known_templates=load_packaged_templates())
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, clock: FakeClock) -> OutboxMailer:
+    return OutboxMailer(tmp_path / "outbox", clock)
+
+
+@pytest.fixture
+def tokens() -> UnsubscribeTokens:
+    return UnsubscribeTokens(b"unsubscribe-secret-for-tests")
+
+
+WorkerFactory = Callable[..., Worker]
+
+
+@pytest.fixture
+def make_worker(clock: FakeClock, catalog: Catalog, tokens: UnsubscribeTokens) -> WorkerFactory:
+    def build(store: QueueStore, mailer: Any, **config: Any) -> Worker:
+        return Worker(
+            store,
+            mailer,
+            TemplateSource(store, clock, cache_seconds=config.pop("cache_seconds", 300)),
+            clock,
+            WorkerConfig(
+                sender="BusinessX <hello@businessx.com>",
+                public_base_url="https://funnel.businessx.com",
+                campaign_variables=catalog.variables,
+                **config,
+            ),
+            unsubscribe=tokens,
+        )
+
+    return build
+
+
+def new_row(**overrides: Any) -> NewRow:
+    values: dict[str, Any] = {
+        "email": "sarah@example.com",
+        "first_name": "Sarah",
+        "sequence": "lead_nurture",
+        "email_number": 1,
+        "template_id": "lead_nurture_email_1",
+        "scheduled_time": T0,
+        "dedupe_key": f"test/{overrides.get('template_id', 'lead_nurture_email_1')}"
+        f"/{overrides.get('email', 'sarah@example.com')}/{overrides.get('scheduled_time', T0)}",
+        "variables": {"business_name": "Sarah's Salon"},
+        "status": Status.QUEUED,
+    }
+    values.update(overrides)
+    return NewRow(**values)
+
+
+@pytest.fixture
+def intake(
+    tmp_path: Path, store: QueueStore, catalog: Catalog, clock: FakeClock
+) -> Iterator[tuple[Journal, Drainer]]:
+    journal = Journal(tmp_path / "intake.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
+    yield journal, drainer
+    journal.close()

@@ -1,0 +1,138 @@
+"""Sending through Resend (the fake, speaking Resend's HTTP API to the real SDK)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import resend
+
+from notion_queue.clock import FakeClock
+from notion_queue.mail.resend_mailer import ResendMailer
+from notion_queue.models import Status
+from notion_queue.store.base import QueueStore
+from notion_queue.testing.fake_resend import FakeResend
+from tests.conftest import WorkerFactory, new_row
+
+
+@pytest.fixture
+def fake_resend(clock: FakeClock) -> FakeResend:
+    return FakeResend(clock, api_key="re_test_key", rate_limit=2, burst=2)
+
+
+@pytest.fixture
+def mailer(fake_resend: FakeResend, clock: FakeClock) -> Iterator[ResendMailer]:
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
+    yield mailer
+    mailer.close()
+    resend.api_key, resend.api_url, resend.default_http_client = saved
+
+
+def test_send_carries_idempotency_key_unsubscribe_headers_and_tags(
+    store: QueueStore, mailer: ResendMailer, fake_resend: FakeResend, make_worker: WorkerFactory
+) -> None:
+    row = store.add_row(new_row())
+
+    make_worker(store, mailer).run_once()
+
+    [sent] = fake_resend.sent
+    assert sent.to == ("sarah@example.com",)
+    assert sent.idempotency_key and row.id in sent.idempotency_key
+    assert sent.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert sent.tags == {"sequence": "lead_nurture", "template": "lead_nurture_email_1"}
+    assert sent.html and sent.text and "Sarah" in sent.html
+    assert store.get_row(row.id).resend_email_id == sent.id
+
+
+def test_a_send_that_happened_but_timed_out_is_not_sent_twice(
+    store: QueueStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    make_worker: WorkerFactory,
+    clock: FakeClock,
+) -> None:
+    row = store.add_row(new_row())
+    worker = make_worker(store, mailer)
+    fake_resend.fail_next(commit=True, timeout=True)
+
+    first = worker.run_once()
+    after_first = store.get_row(row.id)
+    clock.advance(hours=1)
+    second = worker.run_once()
+
+    assert first["retry"] == 1 and after_first.status is Status.QUEUED
+    assert after_first.attempts == 1 and "may have sent" in after_first.error_message
+    assert second["sent"] == 1
+    assert len(fake_resend.sent) == 1
+    done = store.get_row(row.id)
+    assert done.status is Status.SENT and done.resend_email_id == fake_resend.sent[0].id
+
+
+def test_rate_limit_is_honoured_and_every_row_is_sent(
+    store: QueueStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    make_worker: WorkerFactory,
+    clock: FakeClock,
+) -> None:
+    for i in range(6):
+        store.add_row(new_row(email=f"lead{i}@example.com"))
+
+    summary = make_worker(store, mailer).run_once()
+
+    assert summary["sent"] == 6 and len(fake_resend.sent) == 6
+    assert fake_resend.count(status=429) == 0  # paced under the limit, never hit it
+
+
+def test_invalid_recipient_fails_the_row_at_once(
+    store: QueueStore, mailer: ResendMailer, fake_resend: FakeResend, make_worker: WorkerFactory
+) -> None:
+    row = store.add_row(new_row())
+    fake_resend.fail_next(status=422, name="validation_error", message="Invalid `to` field.")
+
+    summary = make_worker(store, mailer).run_once()
+
+    assert summary["failed"] == 1
+    failed = store.get_row(row.id)
+    assert failed.status is Status.FAILED and "Invalid `to` field." in failed.error_message
+
+
+def test_a_bad_api_key_fails_no_row(
+    store: QueueStore, clock: FakeClock, fake_resend: FakeResend, make_worker: WorkerFactory
+) -> None:
+    rows = [store.add_row(new_row(email=f"lead{i}@example.com")) for i in range(3)]
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    wrong = ResendMailer("re_wrong_key", clock, transport=fake_resend.transport())
+    try:
+        summary = make_worker(store, wrong).run_once()
+    finally:
+        wrong.close()
+        resend.api_key, resend.api_url, resend.default_http_client = saved
+
+    assert summary.account_error and "invalid_api_key" in summary.account_error
+    assert "re_wrong_key" not in summary.account_error
+    assert {store.get_row(r.id).status for r in rows} == {Status.QUEUED}
+    assert {store.get_row(r.id).attempts for r in rows} == {0}
+
+
+def test_transient_errors_give_up_after_max_attempts(
+    store: QueueStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    make_worker: WorkerFactory,
+    clock: FakeClock,
+) -> None:
+    row = store.add_row(new_row())
+    worker = make_worker(store, mailer, max_attempts=3)
+    fake_resend.fail_next(status=500, name="application_error", times=3)
+
+    for _ in range(3):
+        worker.run_once()
+        clock.advance(timedelta(hours=2).total_seconds())
+
+    failed = store.get_row(row.id)
+    assert failed.status is Status.FAILED and failed.attempts == 3
+    assert failed.error_message.startswith("gave up after 3 attempts")
+    assert fake_resend.sent == []

@@ -1,0 +1,151 @@
+"""One contract, every QueueStore adapter: SQLite and Notion (through the fake Notion API)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from notion_queue.models import ContactData, RowUpdate, Status, Template
+from notion_queue.store.base import QueueStore, RowNotFound
+from tests.conftest import T0, new_row
+
+
+def test_a_row_reads_back_as_it_was_written(store: QueueStore) -> None:
+    written = new_row(
+        variables={"business_name": "Sarah's Salon", "score": 52},
+        expires_at=T0 + timedelta(days=1),
+    )
+    row = store.add_row(written)
+
+    again = store.get_row(row.id)
+    assert again == row
+    assert row.email == "sarah@example.com" and row.first_name == "Sarah"
+    assert row.sequence == "lead_nurture" and row.email_number == 1
+    assert row.template_id == "lead_nurture_email_1"
+    assert row.scheduled_time == T0 and row.expires_at == T0 + timedelta(days=1)
+    assert row.status is Status.QUEUED and row.attempts == 0
+    assert row.variables() == {"business_name": "Sarah's Salon", "score": 52}
+    assert row.dedupe_key == written.dedupe_key
+
+
+def test_long_variables_survive_notions_text_limit(store: QueueStore) -> None:
+    long_value = "x" * 4500
+    row = store.add_row(new_row(variables={"note": long_value}))
+    assert store.get_row(row.id).variables() == {"note": long_value}
+
+
+def test_due_rows_are_queued_rows_up_to_now_earliest_first(store: QueueStore) -> None:
+    late = store.add_row(
+        new_row(email="late@example.com", scheduled_time=T0 - timedelta(minutes=1))
+    )
+    early = store.add_row(
+        new_row(email="early@example.com", scheduled_time=T0 - timedelta(hours=1))
+    )
+    exactly_now = store.add_row(new_row(email="now@example.com", scheduled_time=T0))
+    store.add_row(new_row(email="future@example.com", scheduled_time=T0 + timedelta(seconds=1)))
+    paused = store.add_row(new_row(email="paused@example.com"))
+    store.update_row(paused.id, RowUpdate(status=Status.PAUSED))
+    sent = store.add_row(new_row(email="sent@example.com"))
+    store.update_row(sent.id, RowUpdate(status=Status.SENT, sent_at=T0))
+
+    due = [row.id for row in store.due_rows(T0)]
+
+    assert due == [early.id, late.id, exactly_now.id]
+
+
+def test_due_rows_page_through_more_than_one_hundred(store: QueueStore) -> None:
+    for i in range(130):
+        store.add_row(
+            new_row(email=f"lead{i}@example.com", scheduled_time=T0 - timedelta(seconds=i))
+        )
+
+    due = list(store.due_rows(T0))
+
+    assert len(due) == 130
+    times = [row.scheduled_time for row in due]
+    assert times == sorted(times)  # type: ignore[type-var]
+
+
+def test_next_scheduled_time_is_the_earliest_queued(store: QueueStore) -> None:
+    assert store.next_scheduled_time() is None
+    store.add_row(new_row(email="b@example.com", scheduled_time=T0 + timedelta(hours=2)))
+    store.add_row(new_row(email="a@example.com", scheduled_time=T0 + timedelta(hours=1)))
+    assert store.next_scheduled_time() == T0 + timedelta(hours=1)
+
+
+def test_update_changes_only_what_it_names(store: QueueStore) -> None:
+    row = store.add_row(new_row())
+    updated = store.update_row(
+        row.id,
+        RowUpdate(status=Status.SENT, sent_at=T0, resend_email_id="re_123", attempts=1),
+    )
+    assert updated.status is Status.SENT and updated.sent_at == T0
+    assert updated.resend_email_id == "re_123" and updated.attempts == 1
+    assert updated.first_name == "Sarah" and updated.scheduled_time == T0
+    assert store.get_row(row.id) == updated
+
+
+def test_unknown_row_is_not_found(store: QueueStore) -> None:
+    with pytest.raises(RowNotFound):
+        store.get_row("0f0f0f0f-0000-4000-8000-000000000000")
+
+
+def test_dedupe_key_finds_the_row(store: QueueStore) -> None:
+    row = store.add_row(new_row(dedupe_key="evt_1/lead_nurture/1"))
+    store.add_row(new_row(dedupe_key="evt_1/lead_nurture/2"))
+    found = store.find_by_dedupe_key("evt_1/lead_nurture/1")
+    assert found is not None and found.id == row.id
+    assert store.find_by_dedupe_key("evt_2/lead_nurture/1") is None
+
+
+def test_rows_for_email_filter_by_sequence_and_status(store: QueueStore) -> None:
+    nurture = store.add_row(new_row(dedupe_key="k1"))
+    five_day = store.add_row(
+        new_row(sequence="five_day", template_id="christmas_email_2", dedupe_key="k2")
+    )
+    done = store.add_row(new_row(dedupe_key="k3"))
+    store.update_row(done.id, RowUpdate(status=Status.SENT))
+    store.add_row(new_row(email="someone-else@example.com", dedupe_key="k4"))
+
+    everything = store.rows_for_email("Sarah@Example.com")
+    active_nurture = store.rows_for_email(
+        "sarah@example.com", sequence="lead_nurture", statuses={Status.QUEUED, Status.PAUSED}
+    )
+
+    assert {r.id for r in everything} == {nurture.id, five_day.id, done.id}
+    assert [r.id for r in active_nurture] == [nurture.id]
+
+
+def test_contacts_are_created_then_updated_by_email(store: QueueStore) -> None:
+    assert store.find_contact("sarah@example.com") is None
+    created = store.upsert_contact(
+        ContactData(email="Sarah@Example.com", first_name="Sarah", business_name="Sarah's Salon")
+    )
+    updated = store.upsert_contact(
+        ContactData(
+            email="sarah@example.com",
+            segment="CRITICAL",
+            assessment_score=52.0,
+            assessment_data={"red_systems": 2},
+            meeting_time=T0,
+            last_event="assessment",
+        )
+    )
+
+    assert updated.id == created.id
+    assert updated.email == "sarah@example.com"
+    assert updated.first_name == "Sarah" and updated.business_name == "Sarah's Salon"
+    assert updated.segment == "CRITICAL" and updated.assessment_score == 52.0
+    assert updated.assessment_data == {"red_systems": 2} and updated.meeting_time == T0
+    assert store.find_contact("sarah@example.com") == updated
+
+
+def test_templates_upsert_by_id(store: QueueStore) -> None:
+    template = Template("lead_nurture_email_1", "Hi {{ first_name }}", "<p>Hello</p>", "Hello")
+    assert store.get_template("lead_nurture_email_1") is None
+    assert store.upsert_template(template) == "created"
+    assert store.upsert_template(template) == "unchanged"
+    edited = Template("lead_nurture_email_1", "Hey {{ first_name }}", "<p>Hello</p>", "Hello")
+    assert store.upsert_template(edited) == "updated"
+    assert store.get_template("lead_nurture_email_1") == edited
