@@ -6,6 +6,7 @@ so scheduling is testable to the second and retry back-offs cost no wall time.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -60,7 +61,8 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.advance(seconds)
+        # timedelta counts whole microseconds: round up so a tiny sleep still moves time.
+        self.advance(math.ceil(max(0.0, seconds) * 1_000_000) / 1_000_000)
 
     def advance(self, seconds: float = 0, **delta: float) -> datetime:
         with self._lock:

@@ -59,6 +59,10 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         unsubscribe=build_unsubscribe(settings),
     )
     log.info("listening", url=f"http://{settings.host}:{settings.port}")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was there before it: make that one a no-op, so a clean stop exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     uvicorn.run(
         app,
         host=settings.host,

@@ -42,7 +42,7 @@ class TokenBucket:
     def acquire(self) -> None:
         """Wait (on the clock) until a token is free, then take it."""
         while (wait := self.take()) > 0:
-            self.clock.sleep(wait)
+            self.clock.sleep(max(wait, 0.001))  # float dust must not spin the loop
 
     def hold_off(self, seconds: float) -> None:
         """The server said wait (Retry-After): spend the saved-up tokens so no burst follows."""

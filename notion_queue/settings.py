@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     testing_mode: bool = False
     poll_interval_seconds: float = Field(default=60, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    send_concurrency: int = Field(default=4, ge=1, le=32)
     template_cache_seconds: float = Field(default=300, ge=0)
 
     webhook_secret: SecretStr | None = None

@@ -83,6 +83,7 @@ def build_worker(
             poll_interval=settings.poll_interval_seconds,
             public_base_url=settings.public_base_url,
             campaign_variables=catalog.variables,
+            concurrency=settings.send_concurrency,
         ),
         unsubscribe=build_unsubscribe(settings),
     )

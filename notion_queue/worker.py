@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -48,6 +49,7 @@ class WorkerConfig:
     poll_interval: float = 60.0
     public_base_url: str = "http://localhost:8000"
     campaign_variables: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 1
 
 
 @dataclass
@@ -56,9 +58,11 @@ class CycleSummary:
 
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     account_error: str | None = None
+    next_due: datetime | None = None
 
     def add(self, outcome: Outcome) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if outcome != "unchanged":
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     def __getitem__(self, outcome: Outcome) -> int:
         return self.outcomes.get(outcome, 0)
@@ -101,15 +105,40 @@ class Worker:
     # the cycle
 
     def run_once(self) -> CycleSummary:
+        """One poll: send every due row (up to `concurrency` at once, paced by the mailer and
+        the store), and note when the next known row falls due."""
         summary = CycleSummary()
         now = self.clock.now()
+        horizon = now + timedelta(seconds=self.config.poll_interval)
         fetched_at = self.clock.monotonic()
         self._suppressed = None
+        pool = ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
+        in_flight: set[Future[Outcome]] = set()
+
+        def harvest(block: bool) -> None:
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED if block else ALL_COMPLETED)
+            for future in done:
+                in_flight.discard(future)
+                summary.add(future.result())
+
         try:
-            for row in self.store.due_rows(now):
+            # One query covers the coming interval, so the worker knows when to wake next.
+            for row in self.store.due_rows(horizon):
                 if self.stop_event.is_set():
                     break
-                summary.add(self.process(row, fetched_at))
+                if row.scheduled_time is not None and row.scheduled_time > now:
+                    if summary.next_due is None or row.scheduled_time < summary.next_due:
+                        summary.next_due = row.scheduled_time
+                    continue
+                if pool is None:
+                    summary.add(self.process(row, fetched_at))
+                    continue
+                in_flight.add(pool.submit(self.process, row, fetched_at))
+                if len(in_flight) >= self.config.concurrency:
+                    harvest(block=True)
+            harvest(block=False)
         except AccountError as exc:
             summary.account_error = str(exc)
             metrics.SENDING_PAUSED.set(1)
@@ -118,17 +147,29 @@ class Worker:
             log.warning("cycle_interrupted", reason=str(exc))
         else:
             metrics.SENDING_PAUSED.set(0)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)  # the rows in hand are finished, whatever happened
+                for future in in_flight:
+                    if future.done() and future.exception() is None:
+                        summary.add(future.result())
         return summary
 
     def run_forever(self) -> None:
-        """Poll every POLL_INTERVAL_SECONDS until stop() (SIGTERM/SIGINT); the row in hand is
-        finished before the worker exits."""
+        """Poll every POLL_INTERVAL_SECONDS (sooner when a row falls due before that) until
+        stop() (SIGTERM/SIGINT); the rows in hand are finished before the worker exits."""
         log.info("worker_started", poll_interval=self.config.poll_interval)
         while not self.stop_event.is_set():
             summary = self.run_once()
             if summary.handled:
-                log.info("cycle_done", **{k: v for k, v in summary.outcomes.items()})
-            self.stop_event.wait(self.config.poll_interval)
+                log.info("cycle_done", **summary.outcomes)
+            wait_for = self.config.poll_interval
+            if summary.account_error:
+                wait_for = max(wait_for, 60.0)  # the probe: try again, gently
+            elif summary.next_due is not None:
+                until_due = (summary.next_due - self.clock.now()).total_seconds()
+                wait_for = min(wait_for, max(0.0, until_due))
+            self.stop_event.wait(wait_for)
         log.info("worker_stopped")
 
     def stop(self) -> None:

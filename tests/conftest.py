@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import structlog
-from notion_queue.testing.fake_notion import FakeNotion
 
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
@@ -26,6 +25,7 @@ from notion_queue.store.notion import NotionStore
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker import Worker, WorkerConfig
 
@@ -35,7 +35,7 @@ NOTION_TOKEN = "secret_test_token_0123456789"
 
 @pytest.fixture(autouse=True)
 def _logging() -> Iterator[None]:
-    configure_logging("console", "warning", [NOTION_TOKEN])
+    configure_logging("console", "info", [NOTION_TOKEN])
     yield
     structlog.reset_defaults()
 
@@ -56,8 +56,12 @@ class NotionWorld:
 def make_notion_world(clock: FakeClock, **fake_options: Any) -> NotionWorld:
     fake = FakeNotion(clock, token=NOTION_TOKEN, **fake_options)
     parent = fake.create_parent_page("Email funnel")
+    # Unpaced here, so the fixed clock stays where the test put it; pacing has its own tests.
     gateway = NotionGateway(
-        build_client(NOTION_TOKEN, "https://api.notion.com", transport=fake.transport()), clock
+        build_client(NOTION_TOKEN, "https://api.notion.com", transport=fake.transport()),
+        clock,
+        requests_per_second=1000,
+        burst=1000,
     )
     report = NotionSetup(gateway).run(parent, with_analytics=False)
     store = NotionStore(

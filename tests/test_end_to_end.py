@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from notion_queue.testing.fake_notion import FakeNotion
 
 from notion_queue.clock import SystemClock
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.store.notion_gateway import NotionGateway, build_client
+from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.testing.fake_resend import FakeResend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,17 +70,18 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 def _run_server(
     env: dict[str, str], port: int, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "server.py")], env=env, cwd=tmp_path, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
-        yield url, env
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0, (tmp_path / "server.log").read_text()
+    with (tmp_path / "server.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "server.py")], env=env, cwd=tmp_path, stdout=log, stderr=log
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
+            yield url, env
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=10)
+    assert code == 0, (tmp_path / "server.log").read_text()
 
 
 def run_worker_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -131,12 +132,16 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         [sys.executable, str(ROOT / "worker.py")],
         env=base_env(tmp_path),
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(1.5)
+    wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
+    time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert '"event": "worker_stopped"' in stderr
 
 
 def test_missing_notion_setting_is_one_clear_line(tmp_path: Path) -> None:
@@ -199,8 +204,8 @@ def test_a_second_worker_on_the_same_queue_refuses_to_start(tmp_path: Path) -> N
         [sys.executable, str(ROOT / "worker.py")],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))

@@ -34,8 +34,8 @@ class QueueStore(Protocol):
 
     def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None: ...
 
-    def due_rows(self, now: datetime) -> Iterator[QueueRow]:
-        """Rows with Status queued and Scheduled Time on or before `now`, earliest first."""
+    def due_rows(self, until: datetime) -> Iterator[QueueRow]:
+        """Rows with Status queued and Scheduled Time on or before `until`, earliest first."""
         ...
 
     def next_scheduled_time(self) -> datetime | None:

@@ -116,12 +116,12 @@ class NotionStore:
             return row
         return None
 
-    def due_rows(self, now: datetime) -> Iterator[QueueRow]:
+    def due_rows(self, until: datetime) -> Iterator[QueueRow]:
         return self._query_rows(
             filter={
                 "and": [
                     {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
-                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": _iso(now)}},
+                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": _iso(until)}},
                 ]
             },
             sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],

@@ -146,11 +146,11 @@ class SqliteStore:
         )
         return _row(found[0]) if found else None
 
-    def due_rows(self, now: datetime) -> Iterator[QueueRow]:
+    def due_rows(self, until: datetime) -> Iterator[QueueRow]:
         found = self._query(
             "SELECT * FROM email_queue WHERE status = ? AND scheduled_time IS NOT NULL"
             " AND scheduled_time <= ? ORDER BY scheduled_time, rowid",
-            (Status.QUEUED.value, _ts(now)),
+            (Status.QUEUED.value, _ts(until)),
         )
         return iter([_row(r) for r in found])
 
