@@ -27,6 +27,7 @@ from notion_queue.errors import NotionQueueError
 from notion_queue.intake.journal import JournalEntry
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.plans import StartSequence, expand
+from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, RowUpdate, Status
 from notion_queue.render import render
 from notion_queue.settings import Settings, load_settings
@@ -116,7 +117,8 @@ def _set_status(
     for index, row in enumerate(rows, start=1):
         store.update_row(row.id, update)
         _progress(out, index, len(rows), verb)
-    out(f"{verb.capitalize()}d {len(rows)} row(s) for {email}.")
+    done = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}[verb]
+    out(f"{done} {len(rows)} row(s) for {email}.")
     return 0
 
 
@@ -264,6 +266,7 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
     clock = clock or SystemClock()
     try:
         settings = load_settings()
+        configure_logging(settings.log_format, "warning", settings.secrets())
         if args.command == "templates":
             return cmd_templates_check(out, settings)
         store = build_store(settings, clock)

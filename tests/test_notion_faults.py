@@ -1,0 +1,163 @@
+"""The Notion path under Notion's own failure modes, through the fake and the real notion-client."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from notion_queue.clock import FakeClock
+from notion_queue.mail.outbox import OutboxMailer
+from notion_queue.models import Status
+from tests.conftest import NOTION_TOKEN, T0, WorkerFactory, make_notion_world, new_row
+
+
+def test_through_a_429_storm_every_due_row_is_sent_honouring_retry_after(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    rows = [world.store.add_row(new_row(email=f"lead{i}@example.com")) for i in range(12)]
+    world.fake.requests.clear()
+    # Notion's own limit, 3 requests/s with a small burst, and a storm of extra 429s on top.
+    world.fake.rate_limit = 3
+    from notion_queue.pacing import TokenBucket
+
+    world.fake._bucket = TokenBucket(clock, 3, 3)
+    world.fake.fail_next("update_page", status=429, code="rate_limited", times=5, retry_after=2)
+    world.fake.fail_next("query", status=429, code="rate_limited", times=2, retry_after=3)
+    start = clock.now()
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary["sent"] == 12
+    assert {world.store.get_row(r.id).status for r in rows} == {Status.SENT}
+    assert len(list(outbox.folder.glob("*.eml"))) == 12
+    assert world.fake.count(status=429) >= 7
+    # Every Retry-After was waited out on the clock (no hot retries).
+    assert 2.0 in clock.slept and 3.0 in clock.slept
+    assert clock.now() - start >= timedelta(seconds=5 * 2 + 2 * 3)
+
+
+def test_a_500_on_one_row_leaves_it_for_a_later_cycle_while_the_others_are_sent(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    unlucky = world.store.add_row(
+        new_row(email="unlucky@example.com", scheduled_time=T0 - timedelta(minutes=5))
+    )
+    others = [world.store.add_row(new_row(email=f"lead{i}@example.com")) for i in range(3)]
+    worker = make_worker(world.store, outbox)
+    # The first row's "mark sent" keeps failing: more 500s than the gateway retries.
+    world.fake.fail_next("update_page", status=500, times=6)
+
+    first = worker.run_once()
+
+    assert first["sent"] == 3 and first["retry"] == 1
+    assert world.store.get_row(unlucky.id).status is Status.QUEUED
+    assert {world.store.get_row(r.id).status for r in others} == {Status.SENT}
+
+    second = worker.run_once()
+
+    assert second["sent"] == 1
+    done = world.store.get_row(unlucky.id)
+    assert done.status is Status.SENT
+    # The resend in the second cycle reused the idempotency key: one email, not two.
+    assert len(list(outbox.folder.glob("*.eml"))) == 4
+
+
+def test_a_create_that_timed_out_but_happened_leaves_one_row(
+    clock: FakeClock, tmp_path: object, catalog: object
+) -> None:
+    from pathlib import Path
+
+    from notion_queue.intake.drainer import Drainer
+    from notion_queue.intake.journal import Journal
+    from notion_queue.intake.processor import IntakeProcessor
+
+    world = make_notion_world(clock)
+    journal = Journal(Path(str(tmp_path)) / "j.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)  # type: ignore[arg-type]
+    journal.append(
+        "christmas-signup", "k1", {"email": "sarah@example.com", "first_name": "Sarah"}, T0
+    )
+    world.fake.fail_next("create_page", timeout=True, commit=True)
+    world.fake.fail_next("create_page", status=503, code="service_unavailable", commit=True)
+
+    drainer.drain_once()  # first row created, answer lost: the event waits for a retry
+    clock.advance(600)
+    drainer.drain_once()
+    clock.advance(600)
+    drainer.drain_once()
+
+    rows = world.store.rows_for_email("sarah@example.com")
+    assert [r.email_number for r in rows] == [1, 2, 3, 4, 5]
+    assert journal.backlog() == 0
+
+
+def test_notion_down_during_intake_loses_nothing(
+    clock: FakeClock, tmp_path: object, catalog: object
+) -> None:
+    from pathlib import Path
+
+    from notion_queue.intake.drainer import Drainer
+    from notion_queue.intake.journal import Journal
+    from notion_queue.intake.processor import IntakeProcessor
+
+    world = make_notion_world(clock)
+    journal = Journal(Path(str(tmp_path)) / "j.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)  # type: ignore[arg-type]
+    world.fake.take_down()
+    for i in range(5):
+        journal.append(
+            "christmas-signup", f"k{i}", {"email": f"lead{i}@example.com", "first_name": "A"}, T0
+        )
+    for _ in range(3):
+        drainer.drain_once()
+        clock.advance(60)
+    assert journal.backlog() == 5 and drainer.store_ok is False
+
+    world.fake.bring_up()
+    clock.advance(3600)
+    while journal.backlog():
+        drainer.drain_once()
+        clock.advance(60)
+
+    for i in range(5):
+        assert len(world.store.rows_for_email(f"lead{i}@example.com")) == 5
+    assert drainer.store_ok is True
+
+
+def test_a_revoked_token_fails_no_row(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    world.store.add_row(new_row())
+    world.fake.token = "secret_rotated"
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary.account_error is not None and "NOTION_TOKEN" in summary.account_error
+    assert NOTION_TOKEN not in summary.account_error
+    world.fake.token = NOTION_TOKEN
+    assert (
+        world.fake.pages(world.data_source_ids["Email Queue"])[0]["properties"]["Status"]["select"][
+            "name"
+        ]
+        == "queued"
+    )
+
+
+def test_an_idle_poll_costs_one_request_whatever_the_history(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    for i in range(150):
+        row = world.store.add_row(
+            new_row(email=f"old{i}@example.com", scheduled_time=T0 - timedelta(days=3))
+        )
+        world.fake.edit_page(row.id, {"Status": {"select": {"name": "sent"}}})
+    worker = make_worker(world.store, outbox)
+    world.fake.requests.clear()
+
+    summary = worker.run_once()
+
+    assert summary.handled == 0
+    assert world.fake.count() == 1 and world.fake.count("query") == 1
