@@ -29,5 +29,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest
 
+# Benchmarks and the long soak are separate commands, never part of `make test`.
+bench: $(STAMP)
+	$(PY) scripts/bench.py $(ARGS)
+
+soak: $(STAMP)
+	$(PY) scripts/soak.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -308,6 +308,9 @@ class Worker:
         )
         lateness = (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
         metrics.ROWS.labels("sent", row.sequence or "none").inc()
+        self.store.record_outcome(
+            row, "sent", now, message_id=result.message_id, lateness_seconds=lateness
+        )
         if lateness is not None:
             metrics.LATENESS.observe(max(0.0, lateness))
         log.info(
@@ -351,6 +354,7 @@ class Worker:
         outcomes: dict[Status, Outcome] = {Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
         outcome = outcomes.get(status, "skipped")
         metrics.ROWS.labels(outcome, row.sequence or "none").inc()
+        self.store.record_outcome(row, status.value, self.clock.now(), error=reason)
         log.info(f"row_{outcome}", row_id=row.id, sequence=row.sequence, reason=reason)
         return outcome
 

@@ -53,7 +53,9 @@ class NotionWorld:
     data_source_ids: dict[str, str]
 
 
-def make_notion_world(clock: FakeClock, **fake_options: Any) -> NotionWorld:
+def make_notion_world(
+    clock: FakeClock, *, with_analytics: bool = False, **fake_options: Any
+) -> NotionWorld:
     fake = FakeNotion(clock, token=NOTION_TOKEN, **fake_options)
     parent = fake.create_parent_page("Email funnel")
     # Unpaced here, so the fixed clock stays where the test put it; pacing has its own tests.
@@ -63,12 +65,13 @@ def make_notion_world(clock: FakeClock, **fake_options: Any) -> NotionWorld:
         requests_per_second=1000,
         burst=1000,
     )
-    report = NotionSetup(gateway).run(parent, with_analytics=False)
+    report = NotionSetup(gateway).run(parent, with_analytics=with_analytics)
     store = NotionStore(
         gateway,
         email_queue_db_id=report.database_ids["Email Queue"],
         templates_db_id=report.database_ids["Templates"],
         contacts_db_id=report.database_ids["Contacts"],
+        analytics_db_id=report.database_ids.get("Email Analytics"),
     )
     fake.requests.clear()
     return NotionWorld(fake, store, report.database_ids, report.data_source_ids)

@@ -161,3 +161,31 @@ def test_an_idle_poll_costs_one_request_whatever_the_history(
 
     assert summary.handled == 0
     assert world.fake.count() == 1 and world.fake.count("query") == 1
+
+
+def test_email_analytics_gets_one_row_per_outcome_when_configured(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock, with_analytics=True)
+    world.store.add_row(new_row(email="ok@example.com"))
+    world.store.add_row(new_row(email="broken@example.com", first_name=""))
+    world.fake.requests.clear()
+
+    make_worker(world.store, outbox).run_once()
+
+    pages = world.fake.pages(world.data_source_ids["Email Analytics"])
+    outcomes = sorted(p["properties"]["Outcome"]["select"]["name"] for p in pages)
+    assert outcomes == ["failed", "sent"]
+    assert world.fake.count("create_page") == 2  # one request per email, as the README says
+
+
+def test_without_analytics_no_extra_request_is_made(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    world.store.add_row(new_row())
+    world.fake.requests.clear()
+
+    make_worker(world.store, outbox).run_once()
+
+    assert world.fake.count("create_page") == 0

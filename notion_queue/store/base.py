@@ -70,6 +70,20 @@ class QueueStore(Protocol):
         """Addresses ticked Unsubscribed (by a link, a bounce, a complaint or a marketer)."""
         ...
 
+    def record_outcome(
+        self,
+        row: QueueRow,
+        outcome: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        error: str = "",
+        lateness_seconds: float | None = None,
+    ) -> None:
+        """One Email Analytics row per send outcome (Notion: only when NOTION_ANALYTICS_DB_ID
+        is set, one request per email). Best effort: never stops a send."""
+        ...
+
     def get_template(self, template_id: str) -> Template | None: ...
 
     def upsert_template(self, template: Template) -> UpsertResult: ...

@@ -14,13 +14,15 @@ from typing import Any
 from notion_client import Client
 
 from notion_queue.clock import Clock
-from notion_queue.errors import ConfigError, MaybeWritten
+from notion_queue.errors import ConfigError, MaybeWritten, NotionQueueError
+from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
 from notion_queue.store import notion_schema as s
 from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway
 
 PAGE_SIZE = 100
+log = get_logger(__name__)
 
 
 class NotionStore:
@@ -249,6 +251,40 @@ class NotionStore:
                 filter={"property": "Unsubscribed", "checkbox": {"equals": True}},
             )
         }
+
+    def record_outcome(
+        self,
+        row: QueueRow,
+        outcome: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        error: str = "",
+        lateness_seconds: float | None = None,
+    ) -> None:
+        if self.analytics_ds is None:
+            return
+        props: dict[str, Any] = {
+            "Name": s.title(f"{row.template_id} → {row.email}: {outcome}"),
+            "Email Address": {"email": row.email or None},
+            "Template ID": s.text(row.template_id),
+            "Sequence": s.select(row.sequence or None),
+            "Outcome": s.select(outcome),
+            "At": s.date(at),
+            "Resend Email ID": s.text(message_id),
+            "Error Message": s.text(error),
+        }
+        if lateness_seconds is not None:
+            props["Lateness Seconds"] = {"number": round(lateness_seconds, 3)}
+        parent = {"type": "data_source_id", "data_source_id": self.analytics_ds}
+        try:
+            self.gateway.call(
+                "create_analytics",
+                "create",
+                lambda: self.client.pages.create(parent=parent, properties=props),
+            )
+        except NotionQueueError as exc:  # analytics never stops a send
+            log.warning("analytics_not_recorded", row_id=row.id, reason=str(exc))
 
     # templates
 

@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS contacts (
     last_event TEXT NOT NULL DEFAULT '',
     unsubscribed INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS email_analytics (
+    row_id TEXT NOT NULL,
+    email_address TEXT NOT NULL,
+    template_id TEXT NOT NULL,
+    sequence TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at TEXT NOT NULL,
+    resend_email_id TEXT NOT NULL DEFAULT '',
+    error_message TEXT NOT NULL DEFAULT '',
+    lateness_seconds REAL
+);
 CREATE TABLE IF NOT EXISTS templates (
     template_id TEXT PRIMARY KEY,
     subject TEXT NOT NULL,
@@ -254,6 +265,31 @@ class SqliteStore:
 
     def unsubscribed_emails(self) -> set[str]:
         return {r["email"] for r in self._query("SELECT email FROM contacts WHERE unsubscribed")}
+
+    def record_outcome(
+        self,
+        row: QueueRow,
+        outcome: str,
+        at: datetime,
+        *,
+        message_id: str = "",
+        error: str = "",
+        lateness_seconds: float | None = None,
+    ) -> None:
+        self._write(
+            "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.email,
+                row.template_id,
+                row.sequence,
+                outcome,
+                _ts(at),
+                message_id,
+                error,
+                lateness_seconds,
+            ),
+        )
 
     # templates
 
