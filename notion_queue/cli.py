@@ -24,7 +24,6 @@ from dateutil import parser as dateparser
 
 from notion_queue.clock import Clock, SystemClock
 from notion_queue.errors import NotionQueueError
-from notion_queue.intake.journal import JournalEntry
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.plans import StartSequence, expand
 from notion_queue.logs import configure_logging
@@ -175,9 +174,6 @@ def cmd_enqueue(
     if anchor.tzinfo is None:
         raise ValueError("--at needs a timezone, e.g. 2025-12-03T14:00:00Z")
     first_name = variables.get("first_name", "")
-    entry = JournalEntry(
-        f"cli_{secrets.token_hex(6)}", f"cli:{secrets.token_hex(10)}", "cli", {}, now
-    )
     contact = store.upsert_contact(
         ContactData(email=email, first_name=first_name or None, last_event=f"cli:{args.sequence}")
     )
@@ -185,7 +181,7 @@ def cmd_enqueue(
         StartSequence(args.sequence, anchor, first_name=first_name, variables=variables),
         email=email,
         catalog=catalog,
-        event_key=entry.event_key,
+        event_key=f"cli:{secrets.token_hex(10)}",
         now=now,
         testing_mode=settings.testing_mode,
         contact_id=contact.id,

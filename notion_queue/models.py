@@ -20,7 +20,6 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # its moment passed (Expires At) before it could be sent
 
 
-FINAL_STATUSES = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
 ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.PAUSED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -32,7 +31,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.FAILED: frozenset({Status.QUEUED, Status.CANCELLED}),
     Status.SENT: frozenset(),
     Status.CANCELLED: frozenset({Status.QUEUED}),
-    Status.SKIPPED: frozenset(),
+    # A rescheduled meeting brings a reminder that was too late back to life.
+    Status.SKIPPED: frozenset({Status.QUEUED, Status.CANCELLED}),
 }
 
 

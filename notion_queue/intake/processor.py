@@ -19,7 +19,7 @@ from notion_queue.intake.plans import (
     expand,
 )
 from notion_queue.logs import get_logger
-from notion_queue.models import ACTIVE_STATUSES, RowUpdate, Status
+from notion_queue.models import ACTIVE_STATUSES, RowUpdate, Status, can_transition
 from notion_queue.sequences import Catalog
 from notion_queue.store.base import QueueStore
 
@@ -147,6 +147,8 @@ class IntakeProcessor:
             )
             if held_by_marketer and status is Status.QUEUED:
                 status = Status.PAUSED
+            if row.status is None or not can_transition(row.status, status):
+                continue
             note = reason if status is not Status.SKIPPED else f"skipped: {reason}, too late"
             self.store.update_row(
                 row.id,
