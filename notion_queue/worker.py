@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -50,6 +50,7 @@ class WorkerConfig:
     public_base_url: str = "http://localhost:8000"
     campaign_variables: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 1
+    batch_size: int = 8
 
 
 @dataclass
@@ -106,39 +107,34 @@ class Worker:
 
     def run_once(self) -> CycleSummary:
         """One poll: send every due row (up to `concurrency` at once, paced by the mailer and
-        the store), and note when the next known row falls due."""
+        the store), and note when the next known row falls due.
+
+        Rows are taken a small batch at a time, each batch from a fresh query, so the data a
+        row is sent with is seconds old: a marketer's pause or edit wins without a re-read of
+        every row (re-reads would cost a Notion request per email)."""
         summary = CycleSummary()
         now = self.clock.now()
         horizon = now + timedelta(seconds=self.config.poll_interval)
-        fetched_at = self.clock.monotonic()
         self._suppressed = None
+        handled: set[str] = set()
         pool = ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
-        in_flight: set[Future[Outcome]] = set()
-
-        def harvest(block: bool) -> None:
-            if not in_flight:
-                return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED if block else ALL_COMPLETED)
-            for future in done:
-                in_flight.discard(future)
-                summary.add(future.result())
-
         try:
-            # One query covers the coming interval, so the worker knows when to wake next.
-            for row in self.store.due_rows(horizon):
-                if self.stop_event.is_set():
+            while not self.stop_event.is_set():
+                batch = self._next_batch(horizon, now, handled, summary)
+                if not batch:
                     break
-                if row.scheduled_time is not None and row.scheduled_time > now:
-                    if summary.next_due is None or row.scheduled_time < summary.next_due:
-                        summary.next_due = row.scheduled_time
-                    continue
+                fetched_at = self.clock.monotonic()
+                handled.update(row.id for row in batch)
                 if pool is None:
-                    summary.add(self.process(row, fetched_at))
-                    continue
-                in_flight.add(pool.submit(self.process, row, fetched_at))
-                if len(in_flight) >= self.config.concurrency:
-                    harvest(block=True)
-            harvest(block=False)
+                    for row in batch:
+                        if self.stop_event.is_set():
+                            break
+                        summary.add(self.process(row, fetched_at))
+                else:
+                    futures = [pool.submit(self.process, row, fetched_at) for row in batch]
+                    wait(futures)
+                    for future in futures:
+                        summary.add(future.result())  # an AccountError ends the cycle here
         except AccountError as exc:
             summary.account_error = str(exc)
             metrics.SENDING_PAUSED.set(1)
@@ -150,10 +146,25 @@ class Worker:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)  # the rows in hand are finished, whatever happened
-                for future in in_flight:
-                    if future.done() and future.exception() is None:
-                        summary.add(future.result())
         return summary
+
+    def _next_batch(
+        self, horizon: datetime, now: datetime, handled: set[str], summary: CycleSummary
+    ) -> list[QueueRow]:
+        """Up to `batch_size` due rows not yet handled in this cycle, from one fresh query
+        (it covers the coming interval too, so the worker knows when to wake next)."""
+        batch: list[QueueRow] = []
+        for row in self.store.due_rows(horizon, page_size=self.config.batch_size):
+            if row.id in handled:
+                continue
+            if row.scheduled_time is not None and row.scheduled_time > now:
+                if summary.next_due is None or row.scheduled_time < summary.next_due:
+                    summary.next_due = row.scheduled_time
+                break  # sorted by Scheduled Time: nothing after this is due
+            batch.append(row)
+            if len(batch) >= self.config.batch_size:
+                break
+        return batch
 
     def run_forever(self) -> None:
         """Poll every POLL_INTERVAL_SECONDS (sooner when a row falls due before that) until

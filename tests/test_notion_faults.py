@@ -189,3 +189,21 @@ def test_without_analytics_no_extra_request_is_made(
     make_worker(world.store, outbox).run_once()
 
     assert world.fake.count("create_page") == 0
+
+
+def test_sending_a_backlog_costs_one_update_per_email_and_no_rereads(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    for i in range(40):
+        world.store.add_row(new_row(email=f"lead{i}@example.com"))
+    world.fake.requests.clear()
+
+    summary = make_worker(world.store, outbox, batch_size=8).run_once()
+
+    assert summary["sent"] == 40
+    assert world.fake.count("update_page") == 40
+    assert world.fake.count("retrieve_page") == 0
+    # Five batches of eight, one query each, one to find there is nothing left, one read of
+    # the unsubscribed addresses for the cycle, and the template (cached after that).
+    assert world.fake.count("query") == 5 + 1 + 1 + 1

@@ -34,8 +34,9 @@ class QueueStore(Protocol):
 
     def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None: ...
 
-    def due_rows(self, until: datetime) -> Iterator[QueueRow]:
-        """Rows with Status queued and Scheduled Time on or before `until`, earliest first."""
+    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
+        """Rows with Status queued and Scheduled Time on or before `until`, earliest first,
+        fetched `page_size` at a time (each page fresh when it is fetched)."""
         ...
 
     def next_scheduled_time(self) -> datetime | None:

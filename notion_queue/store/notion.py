@@ -118,7 +118,7 @@ class NotionStore:
             return row
         return None
 
-    def due_rows(self, until: datetime) -> Iterator[QueueRow]:
+    def due_rows(self, until: datetime, *, page_size: int = PAGE_SIZE) -> Iterator[QueueRow]:
         return self._query_rows(
             filter={
                 "and": [
@@ -127,6 +127,7 @@ class NotionStore:
                 ]
             },
             sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],
+            page_size=page_size,
         )
 
     def next_scheduled_time(self) -> datetime | None:

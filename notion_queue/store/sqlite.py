@@ -157,7 +157,7 @@ class SqliteStore:
         )
         return _row(found[0]) if found else None
 
-    def due_rows(self, until: datetime) -> Iterator[QueueRow]:
+    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
         found = self._query(
             "SELECT * FROM email_queue WHERE status = ? AND scheduled_time IS NOT NULL"
             " AND scheduled_time <= ? ORDER BY scheduled_time, rowid",
