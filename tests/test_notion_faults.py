@@ -207,3 +207,34 @@ def test_sending_a_backlog_costs_one_update_per_email_and_no_rereads(
     # Five batches of eight, one query each, one to find there is nothing left, one read of
     # the unsubscribed addresses for the cycle, and the template (cached after that).
     assert world.fake.count("query") == 5 + 1 + 1 + 1
+
+
+def test_intake_of_a_new_lead_costs_the_floor_and_a_known_lead_no_lookup(
+    clock: FakeClock, tmp_path: object, catalog: object
+) -> None:
+    from pathlib import Path
+
+    from notion_queue.intake.drainer import Drainer
+    from notion_queue.intake.journal import Journal
+    from notion_queue.intake.processor import IntakeProcessor
+
+    world = make_notion_world(clock)
+    journal = Journal(Path(str(tmp_path)) / "j.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)  # type: ignore[arg-type]
+    journal.append("christmas-signup", "k1", {"email": "new@example.com", "first_name": "Ann"}, T0)
+    world.fake.requests.clear()
+
+    drainer.drain_once()
+
+    # One contact lookup, one contact create, five row creates.
+    assert world.fake.count() == 7
+    assert world.fake.count("query") == 1 and world.fake.count("create_page") == 6
+
+    journal.append("christmas-assessment", "k2", {"email": "new@example.com", "first_name": "Ann"}, T0)
+    world.fake.requests.clear()
+    drainer.drain_once()
+
+    # Known contact, unchanged name: no lookup, one write (Last Event), one read of the rows,
+    # five lead_nurture cancels, five five_day creates.
+    assert world.fake.count("query") == 1
+    assert world.fake.count("create_page") == 5

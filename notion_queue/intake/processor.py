@@ -1,5 +1,12 @@
 """Apply one journaled event to the store: upsert the contact, run the exit rules, create the
-rows. Every step is idempotent, so an event interrupted half-way is simply applied again."""
+rows. Every step is idempotent, so an event interrupted half-way is simply applied again.
+
+Notion allows 3 requests/s, so this reads what it needs once: the contact, then (unless the
+address is brand new on a first attempt, when it can have no rows) every row of the address in
+one query, from which the exit rules, reschedules, "already running" and Dedupe Key checks all
+work. A new lead starting a 5-email sequence costs a contact lookup, a contact create and five
+row creates; a retried event always reads, so a create that happened but timed out is found.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from notion_queue.intake.plans import (
     expand,
 )
 from notion_queue.logs import get_logger
-from notion_queue.models import ACTIVE_STATUSES, RowUpdate, Status, can_transition
+from notion_queue.models import ACTIVE_STATUSES, QueueRow, RowUpdate, Status, can_transition
 from notion_queue.sequences import Catalog
 from notion_queue.store.base import QueueStore
 
@@ -52,22 +59,29 @@ class IntakeProcessor:
     def apply(self, entry: JournalEntry) -> Applied:
         plan = self.plan(entry)
         applied = Applied()
+        known = self.store.find_contact(plan.email)
         contact = self.store.upsert_contact(plan.contact)
+        # A first attempt at an address Notion has never seen, that only starts sequences, can
+        # find no rows of it: skip the read. Exit rules always read (rows may exist by hand).
+        brand_new = known is None and entry.attempts == 0 and not (plan.cancels or plan.moves)
+        rows = [] if brand_new else self.store.rows_for_email(plan.email)
+        mine = f"{entry.event_key}/"
         for rule in plan.cancels:
-            applied.cancelled += self._cancel(plan.email, rule, entry)
+            applied.cancelled += self._cancel(rows, rule, mine)
         moved: set[str] = set()
         for move in plan.moves:
-            count = self._move(plan.email, move.sequence, move.new_anchor, move.reason)
+            count = self._move(rows, move.sequence, move.new_anchor, move.reason)
             applied.moved += count
             if count:
                 moved.add(move.sequence)
+        existing_keys = {row.dedupe_key for row in rows}
         for start in plan.starts:
             if start.sequence in moved:
                 continue  # a reschedule moved the rows it already had
-            if self._already_running(plan.email, start, entry):
+            if self._already_running(rows, start, mine):
                 applied.not_started.append(start.sequence)
                 continue
-            rows = expand(
+            for row in expand(
                 start,
                 email=plan.email,
                 catalog=self.catalog,
@@ -75,15 +89,14 @@ class IntakeProcessor:
                 now=self.clock.now(),
                 testing_mode=self.testing_mode,
                 contact_id=contact.id,
-            )
-            for row in rows:
-                if self.store.find_by_dedupe_key(row.dedupe_key) is not None:
+            ):
+                if row.dedupe_key in existing_keys:
                     applied.existing += 1
                     continue
                 try:
                     self.store.add_row(row)
                 except MaybeWritten:
-                    # Notion may have created it: the next attempt looks the key up first.
+                    # Notion may have created it: the next attempt reads the rows first.
                     raise RetryableError(
                         f"creating {row.dedupe_key} may or may not have happened"
                     ) from None
@@ -100,43 +113,43 @@ class IntakeProcessor:
         )
         return applied
 
-    def _already_running(self, email: str, start: StartSequence, entry: JournalEntry) -> bool:
+    def _already_running(self, rows: list[QueueRow], start: StartSequence, mine: str) -> bool:
         """Never two runs of one sequence for one address: a lead who signs up twice gets one
         lead_nurture. Rows from this very event (a retry) do not count."""
         if self.catalog[start.sequence].anchor == "meeting_start":
             return False
-        active = self.store.rows_for_email(email, sequence=start.sequence, statuses=ACTIVE_STATUSES)
-        others = [r for r in active if not r.dedupe_key.startswith(f"{entry.event_key}/")]
-        if others:
-            log.info("sequence_already_running", sequence=start.sequence, event_id=entry.id)
-        return bool(others)
+        return any(
+            row.sequence == start.sequence
+            and row.status in ACTIVE_STATUSES
+            and not row.dedupe_key.startswith(mine)
+            for row in rows
+        )
 
-    def _cancel(self, email: str, rule: CancelSequences, entry: JournalEntry) -> int:
-        count = 0
+    def _cancel(self, rows: list[QueueRow], rule: CancelSequences, mine: str) -> int:
         statuses = {Status.QUEUED} if rule.hold else ACTIVE_STATUSES
         update = (
             RowUpdate(status=Status.PAUSED, error_message=f"{WAITING}{rule.reason}")
             if rule.hold
             else RowUpdate(status=Status.CANCELLED, error_message=f"cancelled: {rule.reason}")
         )
-        sequences: tuple[str | None, ...] = (
-            (None,) if ALL_SEQUENCES in rule.sequences else rule.sequences
-        )
-        for sequence in sequences:
-            for row in self.store.rows_for_email(email, sequence=sequence, statuses=statuses):
-                if row.dedupe_key.startswith(f"{entry.event_key}/"):
-                    continue
+        count = 0
+        for row in rows:
+            in_scope = ALL_SEQUENCES in rule.sequences or row.sequence in rule.sequences
+            if in_scope and row.status in statuses and not row.dedupe_key.startswith(mine):
                 self.store.update_row(row.id, update)
                 count += 1
         return count
 
-    def _move(self, email: str, sequence_name: str, new_anchor: datetime, reason: str) -> int:
+    def _move(
+        self, rows: list[QueueRow], sequence_name: str, new_anchor: datetime, reason: str
+    ) -> int:
         sequence = self.catalog[sequence_name]
         now = self.clock.now()
         count = 0
-        for row in self.store.rows_for_email(
-            email, sequence=sequence_name, statuses=ACTIVE_STATUSES | {Status.SKIPPED}
-        ):
+        movable = ACTIVE_STATUSES | {Status.SKIPPED}
+        for row in rows:
+            if row.sequence != sequence_name or row.status not in movable:
+                continue
             step = next((s for s in sequence.steps if s.number == row.email_number), None)
             if step is None:
                 continue

@@ -46,6 +46,7 @@ class NotionStore:
             else None
         )
         self._contacts: dict[str, Contact] = {}
+        self._just_missed: set[str] = set()
 
     @property
     def clock(self) -> Clock:
@@ -191,7 +192,12 @@ class NotionStore:
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
+        """The contact, from what this process already knows or else one query. (A contact
+        edited by hand meanwhile is only re-read after a restart; the worker reads the
+        Unsubscribed boxes afresh every cycle.)"""
         email = email.strip().lower()
+        if email in self._contacts:
+            return self._contacts[email]
         for page in self._query(
             self.contacts_ds,
             "query_contacts",
@@ -202,11 +208,16 @@ class NotionStore:
             contact = s.page_to_contact(page)
             self._contacts[email] = contact
             return contact
+        self._just_missed.add(email)
         return None
 
     def upsert_contact(self, data: ContactData) -> Contact:
         email = data.email.strip().lower()
-        known = self._contacts.get(email) or self.find_contact(email)
+        if email in self._just_missed:  # looked up a moment ago by the caller: not there
+            self._just_missed.discard(email)
+            known = None
+        else:
+            known = self.find_contact(email)
         props = _contact_properties(data, known)
         if known is not None and not props:
             return known
