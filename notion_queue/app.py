@@ -22,7 +22,7 @@ from notion_queue.intake.handlers import HANDLERS, Handler
 from notion_queue.intake.journal import Journal
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
-from notion_queue.settings import Settings
+from notion_queue.settings import WORKER_STATUS_FILE, Settings
 from notion_queue.signatures import (
     verify_calcom_signature,
     verify_calendly_signature,
@@ -70,6 +70,15 @@ def validation_problem(exc: ValidationError) -> JSONResponse:
         problems.append({"field": field, "message": message})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return error(422, summary, problems=problems)
+
+
+def read_worker_status(settings: Settings) -> dict[str, Any] | None:
+    """The worker's last word (same host): whether sending is paused by an account error."""
+    try:
+        status = json.loads((settings.state_dir / WORKER_STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
 
 
 def create_app(
@@ -150,13 +159,17 @@ def create_app(
     async def readyz(request: Request) -> Response:
         backlog = journal.backlog()
         store_ok = drainer.store_ok if drainer is not None else True
+        worker = read_worker_status(settings)
+        sending_paused = bool(worker and worker.get("sending_paused"))
+        ready = store_ok and not sending_paused
         body = {
-            "status": "ready" if store_ok else "degraded",
+            "status": "ready" if ready else "degraded",
             "journal_backlog": backlog,
             "store_ok": store_ok,
             "last_error": drainer.last_error if drainer is not None else "",
+            "worker": worker,
         }
-        return JSONResponse(body, status_code=200 if store_ok else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     routes = [
         Route(f"/webhook/{kind}", make_endpoint(handler), methods=["POST"])

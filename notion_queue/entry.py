@@ -11,7 +11,7 @@ from types import FrameType
 from notion_queue.clock import SystemClock
 from notion_queue.errors import ConfigError, NotionQueueError
 from notion_queue.logs import configure_logging, get_logger
-from notion_queue.settings import Settings, load_settings
+from notion_queue.settings import WORKER_STATUS_FILE, Settings, load_settings
 
 
 def _settings_or_exit() -> Settings:
@@ -101,6 +101,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         store = build_store(settings, clock)
         mailer = build_mailer(settings, clock)
         worker = build_worker(settings, clock, store, mailer)
+        worker.status_file = settings.state_dir / WORKER_STATUS_FILE
     except NotionQueueError as exc:
         lock.release()
         print(f"notion-queue: {exc}", file=sys.stderr)

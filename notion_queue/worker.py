@@ -8,11 +8,13 @@ first message instead of sending a second.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from notion_queue import metrics
@@ -84,6 +86,7 @@ class Worker:
         *,
         unsubscribe: UnsubscribeTokens | None = None,
         backoff: Backoff | None = None,
+        status_file: Path | None = None,
     ) -> None:
         self.store = store
         self.mailer = mailer
@@ -92,6 +95,7 @@ class Worker:
         self.config = config
         self.unsubscribe = unsubscribe
         self.backoff = backoff or Backoff(base=30, cap=1800)
+        self.status_file = status_file
         self.stop_event = threading.Event()
         self._not_before: dict[str, datetime] = {}
         self._suppressed: set[str] | None = None
@@ -172,6 +176,7 @@ class Worker:
         log.info("worker_started", poll_interval=self.config.poll_interval)
         while not self.stop_event.is_set():
             summary = self.run_once()
+            self.write_status(summary)
             if summary.handled:
                 log.info("cycle_done", **summary.outcomes)
             wait_for = self.config.poll_interval
@@ -182,6 +187,20 @@ class Worker:
                 wait_for = min(wait_for, max(0.0, until_due))
             self.stop_event.wait(wait_for)
         log.info("worker_stopped")
+
+    def write_status(self, summary: CycleSummary) -> None:
+        """What the server's /readyz shows of the worker: whether sending is paused, and why."""
+        if self.status_file is None:
+            return
+        status = {
+            "sending_paused": summary.account_error is not None,
+            "reason": summary.account_error or "",
+            "at": self.clock.now().isoformat(),
+            "last_cycle": summary.outcomes,
+        }
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status))
+        tmp.replace(self.status_file)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -25,3 +25,22 @@ def test_status_typed_by_hand_is_read_leniently_or_not_at_all() -> None:
     assert parse_status(" Queued ") is Status.QUEUED
     assert parse_status("qeued") is None
     assert parse_status(None) is None
+
+
+def test_secrets_are_redacted_from_every_log_field() -> None:
+    from notion_queue.logs import REDACTED, SecretRedactor
+
+    redact = SecretRedactor(["ntn_supersecret", "re_key_123"])
+    event = redact(
+        None,
+        "info",
+        {
+            "event": "x",
+            "reason": "Notion refused ntn_supersecret",
+            "nested": {"k": ["re_key_123"]},
+            "error": ValueError("token re_key_123 bad"),
+        },
+    )
+    assert event["reason"] == f"Notion refused {REDACTED}"
+    assert event["nested"] == {"k": [REDACTED]}
+    assert event["error"] == f"ValueError: token {REDACTED} bad"

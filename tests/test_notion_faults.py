@@ -230,7 +230,9 @@ def test_intake_of_a_new_lead_costs_the_floor_and_a_known_lead_no_lookup(
     assert world.fake.count() == 7
     assert world.fake.count("query") == 1 and world.fake.count("create_page") == 6
 
-    journal.append("christmas-assessment", "k2", {"email": "new@example.com", "first_name": "Ann"}, T0)
+    journal.append(
+        "christmas-assessment", "k2", {"email": "new@example.com", "first_name": "Ann"}, T0
+    )
     world.fake.requests.clear()
     drainer.drain_once()
 

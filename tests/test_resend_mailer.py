@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import resend
@@ -136,3 +137,44 @@ def test_transient_errors_give_up_after_max_attempts(
     assert failed.status is Status.FAILED and failed.attempts == 3
     assert failed.error_message.startswith("gave up after 3 attempts")
     assert fake_resend.sent == []
+
+
+def test_sending_paused_by_the_account_shows_in_readyz_and_clears_when_it_works(
+    store: QueueStore,
+    clock: FakeClock,
+    fake_resend: FakeResend,
+    make_worker: WorkerFactory,
+    tmp_path: Path,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from notion_queue.app import create_app
+    from notion_queue.intake.journal import Journal
+    from notion_queue.settings import Settings
+
+    store.add_row(new_row())
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    wrong = ResendMailer("re_wrong_key", clock, transport=fake_resend.transport())
+    worker = make_worker(store, wrong)
+    worker.status_file = tmp_path / "worker-status.json"
+    app = create_app(
+        Settings(state_dir=tmp_path),
+        journal=Journal(tmp_path / "j.sqlite3"),
+        drainer=None,
+        clock=clock,
+    )
+    client = TestClient(app)
+    try:
+        worker.write_status(worker.run_once())
+        paused = client.get("/readyz")
+        worker.mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
+        worker.write_status(worker.run_once())
+        resumed = client.get("/readyz")
+    finally:
+        wrong.close()
+        resend.api_key, resend.api_url, resend.default_http_client = saved
+
+    assert paused.status_code == 503
+    assert paused.json()["worker"]["sending_paused"] is True
+    assert "invalid_api_key" in paused.json()["worker"]["reason"]
+    assert resumed.status_code == 200 and resumed.json()["worker"]["last_cycle"] == {"sent": 1}
