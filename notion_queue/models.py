@@ -100,6 +100,7 @@ class QueueRow:
     resend_email_id: str = ""
     error_message: str = ""
     contact_id: str | None = None
+    delivery: str = ""
 
     @property
     def status(self) -> Status | None:
@@ -126,6 +127,21 @@ class RowUpdate:
     attempts: int | None = None
     scheduled_time: datetime | None = None
     expires_at: datetime | None = None
+    delivery: str | None = None
+
+
+# What Resend said happened after sending, most final last; a late "delivered" never hides an
+# "opened", but a bounce or complaint always shows.
+DELIVERY_RANK = {
+    "delayed": 1,
+    "delivered": 2,
+    "opened": 3,
+    "clicked": 4,
+    "bounced": 5,
+    "complained": 5,
+    "failed": 5,
+    "suppressed": 5,
+}
 
 
 @dataclass(frozen=True)

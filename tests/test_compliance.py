@@ -200,3 +200,34 @@ def test_resend_webhook_signature_is_verified(
 
     assert stale.status_code == altered.status_code == unsigned.status_code == 401
     assert journal.backlog() == 0
+
+
+def test_delivery_events_are_recorded_on_the_row_and_never_go_backwards(
+    store: QueueStore,
+    intake: tuple[Journal, Drainer],
+    clock: FakeClock,
+    tokens: UnsubscribeTokens,
+    outbox: OutboxMailer,
+    make_worker: WorkerFactory,
+) -> None:
+    journal, drainer = intake
+    client = app_client(journal, drainer, clock, tokens)
+    row = store.add_row(new_row())
+    make_worker(store, outbox).run_once()
+    message_id = store.get_row(row.id).resend_email_id
+
+    def event(kind: str, msg: str) -> None:
+        body = json.dumps(
+            {"type": kind, "data": {"email_id": message_id, "to": ["sarah@example.com"]}}
+        ).encode()
+        response = client.post("/webhook/resend", content=body, headers=svix_headers(body, msg))
+        assert response.status_code == 202
+        drainer.drain_once()
+
+    event("email.delivered", "msg_d")
+    assert store.get_row(row.id).delivery == "delivered"
+    event("email.opened", "msg_o")
+    event("email.delivered", "msg_d2")  # arrives late, out of order
+    assert store.get_row(row.id).delivery == "opened"
+    assert store.get_row(row.id).status is Status.SENT
+    assert store.unsubscribed_emails() == set()

@@ -382,8 +382,20 @@ def unsubscribe_key(request: UnsubscribeRequest, headers: Mapping[str, str]) -> 
     return f"{request.source}:{request.email}"
 
 
+RESEND_DELIVERY_STATES = {
+    "email.delivered": "delivered",
+    "email.delivery_delayed": "delayed",
+    "email.bounced": "bounced",
+    "email.complained": "complained",
+    "email.opened": "opened",
+    "email.clicked": "clicked",
+    "email.failed": "failed",
+    "email.suppressed": "suppressed",
+}
+
+
 def resend_ignore(event: ResendEvent) -> str | None:
-    if event.suppression_source() is None:
+    if event.type not in RESEND_DELIVERY_STATES:
         return f"{event.type} needs nothing from notion-queue"
     if not event.data.to:
         return "the event names no recipient"
@@ -391,9 +403,21 @@ def resend_ignore(event: ResendEvent) -> str | None:
 
 
 def plan_resend(event: ResendEvent, received_at: datetime) -> Plan:
+    """Record the delivery state on the row; a hard bounce or a complaint also suppresses."""
+    state = RESEND_DELIVERY_STATES[event.type]
+    deliveries = ((event.data.email_id, state),) if event.data.email_id else ()
     source = event.suppression_source()
-    assert source is not None
-    return plan_unsubscribe(UnsubscribeRequest(email=event.data.to[0], source=source), received_at)
+    if source is None:
+        return Plan(email=event.data.to[0], contact=None, deliveries=deliveries)
+    suppress = plan_unsubscribe(
+        UnsubscribeRequest(email=event.data.to[0], source=source), received_at
+    )
+    return Plan(
+        email=suppress.email,
+        contact=suppress.contact,
+        cancels=suppress.cancels,
+        deliveries=deliveries,
+    )
 
 
 def resend_key(event: ResendEvent, headers: Mapping[str, str]) -> str:

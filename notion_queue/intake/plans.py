@@ -43,10 +43,11 @@ class MoveSequence:
 @dataclass(frozen=True)
 class Plan:
     email: str
-    contact: ContactData
+    contact: ContactData | None  # None: the event says nothing about the person
     starts: tuple[StartSequence, ...] = ()
     cancels: tuple[CancelSequences, ...] = ()
     moves: tuple[MoveSequence, ...] = ()
+    deliveries: tuple[tuple[str, str], ...] = ()  # (Resend Email ID, delivery state)
 
 
 def dedupe_key(event_key: str, sequence: str, step_number: int) -> str:

@@ -26,7 +26,14 @@ from notion_queue.intake.plans import (
     expand,
 )
 from notion_queue.logs import get_logger
-from notion_queue.models import ACTIVE_STATUSES, QueueRow, RowUpdate, Status, can_transition
+from notion_queue.models import (
+    ACTIVE_STATUSES,
+    DELIVERY_RANK,
+    QueueRow,
+    RowUpdate,
+    Status,
+    can_transition,
+)
 from notion_queue.sequences import Catalog
 from notion_queue.store.base import QueueStore
 
@@ -59,12 +66,19 @@ class IntakeProcessor:
     def apply(self, entry: JournalEntry) -> Applied:
         plan = self.plan(entry)
         applied = Applied()
-        known = self.store.find_contact(plan.email)
-        contact = self.store.upsert_contact(plan.contact)
+        for message_id, state in plan.deliveries:
+            self._record_delivery(message_id, state)
+        if plan.contact is None:
+            contact_id = None
+            known = None
+        else:
+            known = self.store.find_contact(plan.email)
+            contact_id = self.store.upsert_contact(plan.contact).id
         # A first attempt at an address Notion has never seen, that only starts sequences, can
         # find no rows of it: skip the read. Exit rules always read (rows may exist by hand).
         brand_new = known is None and entry.attempts == 0 and not (plan.cancels or plan.moves)
-        rows = [] if brand_new else self.store.rows_for_email(plan.email)
+        needed = plan.starts or plan.cancels or plan.moves
+        rows = [] if brand_new or not needed else self.store.rows_for_email(plan.email)
         mine = f"{entry.event_key}/"
         for rule in plan.cancels:
             applied.cancelled += self._cancel(rows, rule, mine)
@@ -88,7 +102,7 @@ class IntakeProcessor:
                 event_key=entry.event_key,
                 now=self.clock.now(),
                 testing_mode=self.testing_mode,
-                contact_id=contact.id,
+                contact_id=contact_id,
             ):
                 if row.dedupe_key in existing_keys:
                     applied.existing += 1
@@ -112,6 +126,13 @@ class IntakeProcessor:
             not_started=applied.not_started or None,
         )
         return applied
+
+    def _record_delivery(self, message_id: str, state: str) -> None:
+        row = self.store.find_by_message_id(message_id)
+        if row is None:
+            return  # sent by something else (the website's email 1)
+        if DELIVERY_RANK.get(state, 0) >= DELIVERY_RANK.get(row.delivery, 0):
+            self.store.update_row(row.id, RowUpdate(delivery=state))
 
     def _already_running(self, rows: list[QueueRow], start: StartSequence, mine: str) -> bool:
         """Never two runs of one sequence for one address: a lead who signs up twice gets one

@@ -39,6 +39,10 @@ class QueueStore(Protocol):
         fetched `page_size` at a time (each page fresh when it is fetched)."""
         ...
 
+    def find_by_message_id(self, message_id: str) -> QueueRow | None:
+        """The row sent as this Resend Email ID (for Resend's delivery events)."""
+        ...
+
     def next_scheduled_time(self) -> datetime | None:
         """The earliest Scheduled Time of any queued row, due or not."""
         ...

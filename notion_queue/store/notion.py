@@ -131,6 +131,14 @@ class NotionStore:
             page_size=page_size,
         )
 
+    def find_by_message_id(self, message_id: str) -> QueueRow | None:
+        for row in self._query_rows(
+            filter={"property": s.RESEND_EMAIL_ID, "rich_text": {"equals": message_id}},
+            page_size=1,
+        ):
+            return row
+        return None
+
     def next_scheduled_time(self) -> datetime | None:
         for row in self._query_rows(
             filter={"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},

@@ -30,6 +30,17 @@ VARIABLES = "Variables"
 DEDUPE_KEY = "Dedupe Key"
 EXPIRES_AT = "Expires At"
 CONTACT = "Contact"
+DELIVERY = "Delivery"  # what Resend's webhooks said after sending (not in DESIGN.md's table)
+DELIVERY_COLOURS = {
+    "delayed": "yellow",
+    "delivered": "green",
+    "opened": "blue",
+    "clicked": "purple",
+    "bounced": "red",
+    "complained": "red",
+    "failed": "red",
+    "suppressed": "gray",
+}
 
 STATUS_COLOURS = {
     Status.QUEUED: "blue",
@@ -71,6 +82,7 @@ def email_queue_schema(contacts_data_source_id: str | None) -> dict[str, Any]:
         VARIABLES: {"rich_text": {}},
         DEDUPE_KEY: {"rich_text": {}},
         EXPIRES_AT: {"date": {}},
+        DELIVERY: {"select": {"options": _options(DELIVERY_COLOURS)}},
     }
     if contacts_data_source_id:
         schema[CONTACT] = {
@@ -193,6 +205,8 @@ def update_properties(update: RowUpdate) -> dict[str, Any]:
         props[SCHEDULED_TIME] = date(update.scheduled_time)
     if update.expires_at is not None:
         props[EXPIRES_AT] = date(update.expires_at)
+    if update.delivery is not None:
+        props[DELIVERY] = select(update.delivery)
     return props
 
 
@@ -278,6 +292,7 @@ def page_to_row(page: dict[str, Any]) -> QueueRow:
         resend_email_id=read_text(p.get(RESEND_EMAIL_ID)),
         error_message=read_text(p.get(ERROR_MESSAGE)),
         contact_id=read_relation(p.get(CONTACT)),
+        delivery=read_select(p.get(DELIVERY)),
     )
 
 

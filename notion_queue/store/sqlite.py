@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS email_queue (
     variables TEXT NOT NULL DEFAULT '',
     dedupe_key TEXT NOT NULL,
     expires_at TEXT,
-    contact_id TEXT
+    contact_id TEXT,
+    delivery TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS email_queue_message ON email_queue (resend_email_id);
 CREATE INDEX IF NOT EXISTS email_queue_due ON email_queue (status, scheduled_time);
 CREATE INDEX IF NOT EXISTS email_queue_email ON email_queue (email_address);
 CREATE INDEX IF NOT EXISTS email_queue_dedupe ON email_queue (dedupe_key);
@@ -105,8 +107,15 @@ class SqliteStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
             self._db.executescript(_SCHEMA)
             self._db.commit()
+
+    def _migrate(self) -> None:
+        """Columns added since the first release, for queue files made by it."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(email_queue)")}
+        if columns and "delivery" not in columns:
+            self._db.execute("ALTER TABLE email_queue ADD COLUMN delivery TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -165,6 +174,10 @@ class SqliteStore:
         )
         return iter([_row(r) for r in found])
 
+    def find_by_message_id(self, message_id: str) -> QueueRow | None:
+        found = self._query("SELECT * FROM email_queue WHERE resend_email_id = ?", (message_id,))
+        return _row(found[0]) if found else None
+
     def next_scheduled_time(self) -> datetime | None:
         found = self._query(
             "SELECT MIN(scheduled_time) AS t FROM email_queue WHERE status = ?",
@@ -187,6 +200,7 @@ class SqliteStore:
             "attempts": update.attempts,
             "scheduled_time": _ts(update.scheduled_time),
             "expires_at": _ts(update.expires_at),
+            "delivery": update.delivery,
         }
         changes = {k: v for k, v in columns.items() if v is not None}
         if changes:
@@ -344,6 +358,7 @@ def _row(r: sqlite3.Row) -> QueueRow:
         resend_email_id=r["resend_email_id"],
         error_message=r["error_message"],
         contact_id=r["contact_id"],
+        delivery=r["delivery"],
     )
 
 
