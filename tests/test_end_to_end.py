@@ -125,6 +125,19 @@ def test_quick_start_on_the_embedded_default(
     assert statuses == [("lead_nurture_email_1", "sent")] + [
         (f"lead_nurture_email_{n}", "queued") for n in range(2, 6)
     ]
+    status = subprocess.run(
+        [sys.executable, "-m", "notion_queue.cli", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "5 rows: 4 queued, 1 sent" in status
+    assert "Next due: lead_nurture_email_2 → sarah@example.com" in status
+    metrics = httpx.get(f"{url}/metrics").text
+    assert "notion_queue_journal_backlog 0.0" in metrics
 
 
 def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

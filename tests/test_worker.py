@@ -216,3 +216,31 @@ def test_values_are_html_escaped(
 
     html = html_part(outbox_messages(outbox)[0])
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_outcomes_and_lateness_reach_the_metrics(
+    store: QueueStore, outbox: OutboxMailer, make_worker: WorkerFactory, clock: FakeClock
+) -> None:
+    from notion_queue import metrics
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    sent_before = sample("notion_queue_rows_total", outcome="sent", sequence="lead_nurture")
+    failed_before = sample("notion_queue_rows_total", outcome="failed", sequence="lead_nurture")
+    late_before = sample("notion_queue_lateness_seconds_count")
+    store.add_row(new_row())
+    store.add_row(new_row(email="x@example.com", first_name=""))
+    clock.advance(3)
+
+    make_worker(store, outbox).run_once()
+
+    assert (
+        sample("notion_queue_rows_total", outcome="sent", sequence="lead_nurture")
+        == sent_before + 1
+    )
+    assert (
+        sample("notion_queue_rows_total", outcome="failed", sequence="lead_nurture")
+        == failed_before + 1
+    )
+    assert sample("notion_queue_lateness_seconds_count") == late_before + 1
