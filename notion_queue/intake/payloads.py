@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from dateutil import parser as dateparser
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;:()\[\]\\]+@[^@\s<>\"',;:()\[\]\\]+\.[A-Za-z0-9-]{2,}$")
 MAX_EMAIL_LENGTH = 200  # Notion's limit for an email property
@@ -41,6 +41,16 @@ def parse_time(value: object) -> datetime:
     return parsed
 
 
+def _optional_time(value: object) -> datetime | None:
+    return None if value in (None, "") else parse_time(value)
+
+
+# Field types: every address is checked and lowercased, every time must carry a timezone.
+Email = Annotated[str, BeforeValidator(normalise_email)]
+Time = Annotated[datetime, BeforeValidator(parse_time)]
+OptionalTime = Annotated[datetime | None, BeforeValidator(_optional_time)]
+
+
 def first_name_from(first_name: str | None, name: str | None) -> str | None:
     if first_name and first_name.strip():
         return first_name.strip()
@@ -54,16 +64,11 @@ class WebsiteLead(BaseModel):
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
-    email: str
+    email: Email
     first_name: str | None = None
     last_name: str | None = None
     name: str | None = None
     business_name: str | None = None
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: object) -> str:
-        return normalise_email(value)
 
     def extras(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -80,16 +85,11 @@ class WebsiteLead(BaseModel):
 class CalcomPerson(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    email: str
+    email: Email
     name: str | None = None
     firstName: str | None = None
     lastName: str | None = None
     timeZone: str | None = None
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: object) -> str:
-        return normalise_email(value)
 
 
 class CalcomBooking(BaseModel):
@@ -97,8 +97,8 @@ class CalcomBooking(BaseModel):
 
     uid: str | None = None
     bookingUid: str | None = None
-    startTime: datetime | None = None
-    endTime: datetime | None = None
+    startTime: OptionalTime = None
+    endTime: OptionalTime = None
     attendees: list[CalcomPerson] = []
     responses: dict[str, Any] | None = None
     rescheduleUid: str | None = None
@@ -106,11 +106,6 @@ class CalcomBooking(BaseModel):
     cancellationReason: str | None = None
     title: str | None = None
     metadata: dict[str, Any] | None = None
-
-    @field_validator("startTime", "endTime", mode="before")
-    @classmethod
-    def _time(cls, value: object) -> datetime | None:
-        return None if value in (None, "") else parse_time(value)
 
     def booker(self) -> CalcomPerson:
         """The person who booked: responses.email.value, else the first attendee."""
@@ -132,13 +127,8 @@ class CalcomWebhook(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     triggerEvent: str
-    createdAt: datetime | None = None
+    createdAt: OptionalTime = None
     payload: CalcomBooking
-
-    @field_validator("createdAt", mode="before")
-    @classmethod
-    def _time(cls, value: object) -> datetime | None:
-        return None if value in (None, "") else parse_time(value)
 
 
 class CalendlyScheduledEvent(BaseModel):
@@ -146,20 +136,15 @@ class CalendlyScheduledEvent(BaseModel):
 
     uri: str | None = None
     name: str | None = None
-    start_time: datetime
+    start_time: Time
     location: dict[str, Any] | None = None
-
-    @field_validator("start_time", mode="before")
-    @classmethod
-    def _time(cls, value: object) -> datetime:
-        return parse_time(value)
 
 
 class CalendlyInvitee(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     uri: str
-    email: str
+    email: Email
     name: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -170,11 +155,6 @@ class CalendlyInvitee(BaseModel):
     scheduled_event: CalendlyScheduledEvent | None = None
     timezone: str | None = None
 
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: object) -> str:
-        return normalise_email(value)
-
 
 class CalendlyWebhook(BaseModel):
     """Calendly's own v2 webhook body: {event, created_at, payload}."""
@@ -182,25 +162,15 @@ class CalendlyWebhook(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     event: str
-    created_at: datetime | None = None
+    created_at: OptionalTime = None
     payload: CalendlyInvitee
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _time(cls, value: object) -> datetime | None:
-        return None if value in (None, "") else parse_time(value)
 
 
 class UnsubscribeRequest(BaseModel):
     """An address to suppress: an unsubscribe link, a hard bounce or a spam complaint."""
 
-    email: str
+    email: Email
     source: Literal["link", "bounce", "complaint"] = "link"
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: object) -> str:
-        return normalise_email(value)
 
 
 class ResendEventData(BaseModel):

@@ -354,59 +354,28 @@ def _display_name(data: ContactData) -> str:
     return " ".join(part for part in (data.first_name, data.last_name) if part)
 
 
+# Contacts property ← (ContactData / Contact field, how to write it)
+_CONTACT_FIELDS: dict[str, tuple[str, Any]] = {
+    "First Name": ("first_name", s.text),
+    "Last Name": ("last_name", s.text),
+    "Business Name": ("business_name", s.text),
+    "Segment": ("segment", s.select),
+    "Assessment Score": ("assessment_score", lambda v: {"number": v}),
+    "Assessment Data": ("assessment_data", lambda v: s.text(json.dumps(v, sort_keys=True))),
+    "Meeting Time": ("meeting_time", s.date),
+    "Unsubscribed": ("unsubscribed", lambda v: {"checkbox": v}),
+    "Last Event": ("last_event", s.text),
+}
+
+
 def _contact_properties(data: ContactData, known: Contact | None) -> dict[str, Any]:
     """Only what the event says and Notion does not already hold: a known contact costs no write
     when nothing changed."""
-    wanted: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
-    if data.first_name is not None:
-        wanted["First Name"] = (
-            data.first_name,
-            known and known.first_name,
-            s.text(data.first_name),
-        )
-    if data.last_name is not None:
-        wanted["Last Name"] = (data.last_name, known and known.last_name, s.text(data.last_name))
-    if data.business_name is not None:
-        wanted["Business Name"] = (
-            data.business_name,
-            known and known.business_name,
-            s.text(data.business_name),
-        )
-    if data.segment is not None:
-        wanted["Segment"] = (data.segment, known and known.segment, s.select(data.segment))
-    if data.assessment_score is not None:
-        wanted["Assessment Score"] = (
-            data.assessment_score,
-            known and known.assessment_score,
-            {"number": data.assessment_score},
-        )
-    if data.assessment_data is not None:
-        wanted["Assessment Data"] = (
-            data.assessment_data,
-            known and known.assessment_data,
-            s.text(json.dumps(data.assessment_data, sort_keys=True)),
-        )
-    if data.meeting_time is not None:
-        wanted["Meeting Time"] = (
-            data.meeting_time,
-            known and known.meeting_time,
-            s.date(data.meeting_time),
-        )
-    if data.unsubscribed is not None:
-        wanted["Unsubscribed"] = (
-            data.unsubscribed,
-            known and known.unsubscribed,
-            {"checkbox": data.unsubscribed},
-        )
-    if data.last_event is not None:
-        wanted["Last Event"] = (
-            data.last_event,
-            known and known.last_event,
-            s.text(data.last_event),
-        )
-    props = {
-        name: value for name, (new, old, value) in wanted.items() if known is None or new != old
-    }
+    props: dict[str, Any] = {}
+    for name, (attr, write) in _CONTACT_FIELDS.items():
+        new = getattr(data, attr)
+        if new is not None and (known is None or new != getattr(known, attr)):
+            props[name] = write(new)
     if known is None or ("First Name" in props or "Last Name" in props):
         name = _display_name(data)
         if name:
