@@ -126,7 +126,9 @@ def test_marketer_edit_of_first_name_shows_in_the_email(
 def test_a_pause_made_while_the_cycle_runs_wins(
     store: QueueStore, outbox: OutboxMailer, make_worker: WorkerFactory, clock: FakeClock
 ) -> None:
-    first = store.add_row(new_row(email="first@example.com"))
+    first = store.add_row(
+        new_row(email="first@example.com", scheduled_time=T0 - timedelta(seconds=1))
+    )
     second = store.add_row(new_row(email="second@example.com"))
 
     class SlowMailer:

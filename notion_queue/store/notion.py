@@ -127,7 +127,11 @@ class NotionStore:
                     {"property": s.SCHEDULED_TIME, "date": {"on_or_before": _iso(until)}},
                 ]
             },
-            sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],
+            # Oldest first within a second, so ties go out in the order they were queued.
+            sorts=[
+                {"property": s.SCHEDULED_TIME, "direction": "ascending"},
+                {"timestamp": "created_time", "direction": "ascending"},
+            ],
             page_size=page_size,
         )
 
