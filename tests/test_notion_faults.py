@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from notion_queue.clock import FakeClock
+from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.journal import Journal
+from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.models import Status
-from tests.conftest import NOTION_TOKEN, T0, WorkerFactory, make_notion_world, new_row
+from notion_queue.sequences import Catalog
+from tests.conftest import NOTION_TOKEN, T0, NotionWorld, WorkerFactory, make_notion_world, new_row
+
+
+def notion_intake(
+    clock: FakeClock, tmp_path: Path, catalog: Catalog
+) -> tuple[NotionWorld, Journal, Drainer]:
+    """A Notion world with the intake journal and drainer in front of it."""
+    world = make_notion_world(clock)
+    journal = Journal(tmp_path / "j.sqlite3")
+    return world, journal, Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)
 
 
 def test_through_a_429_storm_every_due_row_is_sent_honouring_retry_after(
@@ -64,17 +78,9 @@ def test_a_500_on_one_row_leaves_it_for_a_later_cycle_while_the_others_are_sent(
 
 
 def test_a_create_that_timed_out_but_happened_leaves_one_row(
-    clock: FakeClock, tmp_path: object, catalog: object
+    clock: FakeClock, tmp_path: Path, catalog: Catalog
 ) -> None:
-    from pathlib import Path
-
-    from notion_queue.intake.drainer import Drainer
-    from notion_queue.intake.journal import Journal
-    from notion_queue.intake.processor import IntakeProcessor
-
-    world = make_notion_world(clock)
-    journal = Journal(Path(str(tmp_path)) / "j.sqlite3")
-    drainer = Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)  # type: ignore[arg-type]
+    world, journal, drainer = notion_intake(clock, tmp_path, catalog)
     journal.append(
         "christmas-signup", "k1", {"email": "sarah@example.com", "first_name": "Sarah"}, T0
     )
@@ -93,17 +99,9 @@ def test_a_create_that_timed_out_but_happened_leaves_one_row(
 
 
 def test_notion_down_during_intake_loses_nothing(
-    clock: FakeClock, tmp_path: object, catalog: object
+    clock: FakeClock, tmp_path: Path, catalog: Catalog
 ) -> None:
-    from pathlib import Path
-
-    from notion_queue.intake.drainer import Drainer
-    from notion_queue.intake.journal import Journal
-    from notion_queue.intake.processor import IntakeProcessor
-
-    world = make_notion_world(clock)
-    journal = Journal(Path(str(tmp_path)) / "j.sqlite3")
-    drainer = Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)  # type: ignore[arg-type]
+    world, journal, drainer = notion_intake(clock, tmp_path, catalog)
     world.fake.take_down()
     for i in range(5):
         journal.append(
@@ -210,17 +208,9 @@ def test_sending_a_backlog_costs_one_update_per_email_and_no_rereads(
 
 
 def test_intake_of_a_new_lead_costs_the_floor_and_a_known_lead_no_lookup(
-    clock: FakeClock, tmp_path: object, catalog: object
+    clock: FakeClock, tmp_path: Path, catalog: Catalog
 ) -> None:
-    from pathlib import Path
-
-    from notion_queue.intake.drainer import Drainer
-    from notion_queue.intake.journal import Journal
-    from notion_queue.intake.processor import IntakeProcessor
-
-    world = make_notion_world(clock)
-    journal = Journal(Path(str(tmp_path)) / "j.sqlite3")
-    drainer = Drainer(journal, IntakeProcessor(world.store, catalog, clock), clock)  # type: ignore[arg-type]
+    world, journal, drainer = notion_intake(clock, tmp_path, catalog)
     journal.append("christmas-signup", "k1", {"email": "new@example.com", "first_name": "Ann"}, T0)
     world.fake.requests.clear()
 
