@@ -140,17 +140,19 @@ def test_quick_start_on_the_embedded_default(
     assert "notion_queue_journal_backlog 0.0" in metrics
 
 
-def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def test_worker_serves_metrics_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    metrics_port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py")],
-        env=base_env(tmp_path),
+        env=base_env(tmp_path, METRICS_PORT=str(metrics_port)),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
-    time.sleep(0.5)
+    wait_until(lambda: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200)
+    assert "notion_queue_sending_paused" in httpx.get(f"http://127.0.0.1:{metrics_port}/").text
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
