@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;:()\[\]\\]+@[^@\s<>\"',;:()\[\]\\]+\.[A-Za-z0-9-]{2,}$")
+MAX_EMAIL_LENGTH = 200  # Notion's limit for an email property
+
+
+def is_valid_email(address: str) -> bool:
+    """One rule for webhooks and for addresses a marketer typed into a row."""
+    return len(address) <= MAX_EMAIL_LENGTH and bool(EMAIL_PATTERN.match(address))
 
 
 class Status(StrEnum):

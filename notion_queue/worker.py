@@ -28,7 +28,7 @@ from notion_queue.errors import (
 )
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
-from notion_queue.models import QueueRow, RowUpdate, Status
+from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email
 from notion_queue.pacing import Backoff
 from notion_queue.render import RenderedEmail, render
 from notion_queue.store.base import QueueStore, RowNotFound
@@ -38,7 +38,6 @@ from notion_queue.unsubscribe import UnsubscribeTokens
 log = get_logger("notion_queue.worker")
 
 Outcome = Literal["sent", "failed", "skipped", "cancelled", "retry", "unchanged"]
-EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 STALE_AFTER_SECONDS = 5.0
 RATE_LIMIT_WAITS_PER_ROW = 5
 
@@ -262,7 +261,7 @@ class Worker:
     def _row_problem(self, row: QueueRow) -> str | None:
         if not row.email:
             return "Email Address is empty; fill it in and set Status to queued"
-        if not EMAIL_PATTERN.match(row.email):
+        if not is_valid_email(row.email):
             return f"Email Address {row.email!r} is not a valid address; fix it and set Status to queued"
         if not row.template_id:
             return "Template ID is empty; fill it in and set Status to queued"

@@ -3,15 +3,13 @@ extra fields are kept and become template variables."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from dateutil import parser as dateparser
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 
-EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;:()\[\]\\]+@[^@\s<>\"',;:()\[\]\\]+\.[A-Za-z0-9-]{2,}$")
-MAX_EMAIL_LENGTH = 200  # Notion's limit for an email property
+from notion_queue.models import is_valid_email
 
 
 def normalise_email(value: object) -> str:
@@ -20,7 +18,7 @@ def normalise_email(value: object) -> str:
     email = value.strip().lower()
     if not email:
         raise ValueError("is required")
-    if len(email) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.match(email):
+    if not is_valid_email(email):
         raise ValueError(f"{value!r} is not a valid email address")
     return email
 
