@@ -38,6 +38,9 @@ class Settings(BaseSettings):
 
     resend_api_key: SecretStr | None = None
     resend_api_url: str | None = None
+    # Resend allows 2 requests/s per team by default; its ratelimit-limit header says what an
+    # account really has.
+    resend_requests_per_second: float = Field(default=2.0, gt=0)
     email_from: str = "BusinessX <hello@businessx.com>"
     email_reply_to: str | None = None
 

@@ -51,6 +51,7 @@ def build_mailer(
         clock,
         api_url=settings.resend_api_url,
         transport=resend_transport,
+        requests_per_second=settings.resend_requests_per_second,
     )
 
 

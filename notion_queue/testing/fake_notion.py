@@ -293,6 +293,7 @@ class FakeNotion:
         self._cursors: dict[str, _Cursor] = {}
         self._faults: list[_Fault] = []
         self._random_faults: _RandomFaults | None = None
+        self.committed_faults = 0  # random faults that saved the write before failing
         self._down = False
         self._seq = 0
 
@@ -490,7 +491,11 @@ class FakeNotion:
         if rng.random() >= plan.probability:
             return None
         status, code = rng.choice(plan.statuses)
-        commit, timeout = rng.random() < plan.commit, rng.random() < plan.timeout
+        # Notion rate-limits before it does any work: a 429 never comes after a saved write.
+        commit = status != 429 and rng.random() < plan.commit
+        timeout = rng.random() < plan.timeout
+        if commit:
+            self.committed_faults += 1
         return _Fault(kind, status, code, 1, commit, timeout, False, 1 if status == 429 else None)
 
     def _fault_answer(

@@ -1,0 +1,10 @@
+#!/usr/bin/env python3
+"""The long fault-injection soak (`make soak ARGS='--events 200 --kills 8'`): the real server and
+worker processes against the fake Notion and Resend, with random faults, an outage and SIGKILLs.
+Prints the figures as JSON; exits 1 if an invariant broke. The short version runs in `make test`
+(tests/test_faults_soak.py)."""
+
+from notion_queue.testing.soak import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
