@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -137,7 +139,9 @@ def create_app(
                 handler.plan(payload, clock.now())  # pure: proves the event can be applied
             except ValueError as exc:
                 return error(422, str(exc))
-            event_id, is_new = journal.append(
+            # The durable write waits for fsync: off the event loop, so other requests go on.
+            event_id, is_new = await anyio.to_thread.run_sync(
+                journal.append,
                 handler.kind,
                 handler.event_key(payload, request.headers),
                 payload.model_dump(mode="json"),
