@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -102,6 +104,14 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         mailer = build_mailer(settings, clock)
         worker = build_worker(settings, clock, store, mailer)
         worker.status_file = settings.state_dir / WORKER_STATUS_FILE
+        # Stable across restarts on this host (the lock file already keeps one per host), so
+        # a worker that systemd restarts after a crash takes its own lease straight back.
+        worker.lease_holder = (
+            f"the worker on {socket.gethostname()} ({settings.state_dir.resolve()})"
+        )
+        holder = worker.keep_lease()
+        if holder is not None:
+            raise ConfigError(f"another worker already serves {queue_name}: {holder}")
     except NotionQueueError as exc:
         lock.release()
         print(f"notion-queue: {exc}", file=sys.stderr)
@@ -125,6 +135,8 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         worker.run_forever()
         return 0
     finally:
+        with contextlib.suppress(NotionQueueError):
+            worker.release_lease()
         mailer.close()
         store.close()
         lock.release()

@@ -39,6 +39,7 @@ log = get_logger("notion_queue.worker")
 
 Outcome = Literal["sent", "failed", "skipped", "cancelled", "retry", "unchanged"]
 STALE_AFTER_SECONDS = 5.0
+LEASE_TTL_SECONDS = 900.0  # a worker that stops renewing loses the queue after 15 minutes
 RATE_LIMIT_WAITS_PER_ROW = 5
 
 
@@ -95,6 +96,8 @@ class Worker:
         self.unsubscribe = unsubscribe
         self.backoff = backoff or Backoff(base=30, cap=1800)
         self.status_file = status_file
+        self.lease_holder: str | None = None
+        self._lease_renew_at: float | None = None
         self.stop_event = threading.Event()
         self._not_before: dict[str, datetime] = {}
         self._suppressed: set[str] | None = None
@@ -169,11 +172,33 @@ class Worker:
                 break
         return batch
 
+    def keep_lease(self) -> str | None:
+        """Claim or renew the queue's lease (one request every LEASE_TTL_SECONDS / 3). Answers
+        None while this worker holds it, else the worker that does."""
+        if self.lease_holder is None:
+            return None
+        now = self.clock.monotonic()
+        if self._lease_renew_at is not None and now < self._lease_renew_at:
+            return None
+        other = self.store.claim_lease(self.lease_holder, self.clock.now(), LEASE_TTL_SECONDS)
+        if other is None:
+            self._lease_renew_at = now + LEASE_TTL_SECONDS / 3
+        return other
+
+    def release_lease(self) -> None:
+        if self.lease_holder is not None and self._lease_renew_at is not None:
+            self.store.release_lease(self.lease_holder)
+            self._lease_renew_at = None
+
     def run_forever(self) -> None:
         """Poll every POLL_INTERVAL_SECONDS (sooner when a row falls due before that) until
         stop() (SIGTERM/SIGINT); the rows in hand are finished before the worker exits."""
         log.info("worker_started", poll_interval=self.config.poll_interval)
         while not self.stop_event.is_set():
+            other = self.keep_lease()
+            if other is not None:
+                log.error("lease_lost", holder=other, action="stopping: another worker serves")
+                break
             summary = self.run_once()
             self.write_status(summary)
             if summary.handled:

@@ -235,3 +235,29 @@ def test_a_second_worker_on_the_same_queue_refuses_to_start(tmp_path: Path) -> N
     assert f'"pid": {first.pid}' in second.stderr
     # Once the first is gone, a new one starts.
     assert run_worker_once(env, tmp_path).returncode == 0
+
+
+def test_a_second_worker_on_another_host_is_refused_by_the_lease(tmp_path: Path) -> None:
+    """Two hosts share the queue but not STATE_DIR (so not the lock file): the lease in the
+    store still lets only one worker serve it."""
+    env = base_env(tmp_path, POLL_INTERVAL_SECONDS="30")
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
+        time.sleep(0.5)
+        other_host = dict(env, STATE_DIR=str(tmp_path / "other-host-state"))
+        second = run_worker_once(other_host, tmp_path)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=10)
+
+    assert second.returncode == 2
+    assert f"the worker on {socket.gethostname()} ({tmp_path / 'state'})" in second.stderr
+    # The first released its lease on the way out: the other host may now serve the queue.
+    assert run_worker_once(other_host, tmp_path).returncode == 0

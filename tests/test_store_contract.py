@@ -149,3 +149,17 @@ def test_templates_upsert_by_id(store: QueueStore) -> None:
     edited = Template("lead_nurture_email_1", "Hey {{ first_name }}", "<p>Hello</p>", "Hello")
     assert store.upsert_template(edited) == "updated"
     assert store.get_template("lead_nurture_email_1") == edited
+
+
+def test_one_worker_holds_the_queue_lease_until_it_lapses(store: QueueStore) -> None:
+    ttl = 900.0
+    assert store.claim_lease("worker A", T0, ttl) is None
+    assert store.claim_lease("worker A", T0 + timedelta(minutes=5), ttl) is None  # renewal
+    other = store.claim_lease("worker B", T0 + timedelta(minutes=10), ttl)
+    assert other is not None and other.startswith("worker A")
+    # A stopped renewing: after the lease runs out, B takes over and A is told so.
+    assert store.claim_lease("worker B", T0 + timedelta(minutes=21), ttl) is None
+    taken = store.claim_lease("worker A", T0 + timedelta(minutes=22), ttl)
+    assert taken is not None and taken.startswith("worker B")
+    store.release_lease("worker B")
+    assert store.claim_lease("worker A", T0 + timedelta(minutes=23), ttl) is None

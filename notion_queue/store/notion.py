@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notion_client import Client
@@ -310,6 +310,60 @@ class NotionStore:
         except NotionQueueError as exc:  # analytics never stops a send
             log.warning("analytics_not_recorded", row_id=row.id, reason=str(exc))
 
+    # The lease lives in the Templates database as an inactive row a person can read: who holds
+    # the queue and until when. Notion has no conditional writes, so a claim is written, then
+    # read back after a moment, and kept only if it is still ours.
+
+    def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
+        page = self._template_page(LEASE_TEMPLATE_ID)
+        if page is not None:
+            lease = s.page_to_template(page)
+            expires = _parse_lease_expiry(lease.text)
+            if lease.html != holder and expires is not None and expires > now:
+                return f"{lease.html} (lease until {lease.text})"
+        until = now + timedelta(seconds=ttl_seconds)
+        props = s.template_properties(
+            Template(
+                LEASE_TEMPLATE_ID,
+                subject=f"notion-queue worker lease: do not edit ({holder} until {_iso(until)})",
+                html=holder,
+                text=_iso(until),
+                active=False,
+            )
+        )
+        if page is None:
+            self.gateway.call(
+                "create_lease",
+                "create",
+                lambda: self.client.pages.create(
+                    parent={"type": "data_source_id", "data_source_id": self.templates_ds},
+                    properties=props,
+                ),
+            )
+        else:
+            page_id = page["id"]
+            self.gateway.call(
+                "update_lease",
+                "update",
+                lambda: self.client.pages.update(page_id=page_id, properties=props),
+            )
+        self.clock.sleep(1.0)  # let a rival's simultaneous claim land before reading back
+        again = self._template_page(LEASE_TEMPLATE_ID)
+        holder_now = s.page_to_template(again).html if again else ""
+        return None if holder_now == holder else f"{holder_now} (won the race for the lease)"
+
+    def release_lease(self, holder: str) -> None:
+        page = self._template_page(LEASE_TEMPLATE_ID)
+        if page is None or s.page_to_template(page).html != holder:
+            return
+        page_id = page["id"]
+        props = {"Text Body": s.text(_iso(self.clock.now()))}  # expired now
+        self.gateway.call(
+            "update_lease",
+            "update",
+            lambda: self.client.pages.update(page_id=page_id, properties=props),
+        )
+
     # templates
 
     def get_template(self, template_id: str) -> Template | None:
@@ -348,6 +402,17 @@ class NotionStore:
             lambda: self.client.pages.update(page_id=page_id, properties=props),
         )
         return "updated"
+
+
+LEASE_TEMPLATE_ID = "notion-queue-worker-lease"
+
+
+def _parse_lease_expiry(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime) -> str:

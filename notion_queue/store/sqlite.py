@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Collection, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS email_analytics (
     resend_email_id TEXT NOT NULL DEFAULT '',
     error_message TEXT NOT NULL DEFAULT '',
     lateness_seconds REAL
+);
+CREATE TABLE IF NOT EXISTS worker_lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    expires_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS templates (
     template_id TEXT PRIMARY KEY,
@@ -304,6 +309,29 @@ class SqliteStore:
                 lateness_seconds,
             ),
         )
+
+    def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
+        expires = _ts(now + timedelta(seconds=ttl_seconds))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # no other process reads between check and set
+            try:
+                current = self._db.execute(
+                    "SELECT holder, expires_at FROM worker_lease WHERE id = 1"
+                ).fetchone()
+                if current and current["holder"] != holder and current["expires_at"] > _ts(now):
+                    return f"{current['holder']} (lease until {current['expires_at']})"
+                self._db.execute(
+                    "INSERT INTO worker_lease (id, holder, expires_at) VALUES (1, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,"
+                    " expires_at = excluded.expires_at",
+                    (holder, expires),
+                )
+                return None
+            finally:
+                self._db.commit()
+
+    def release_lease(self, holder: str) -> None:
+        self._write("DELETE FROM worker_lease WHERE holder = ?", (holder,))
 
     # templates
 

@@ -1,0 +1,1038 @@
+"""`make bench`: the real server and worker against the fake Notion and fake Resend served on
+loopback, with their rate limits and per-call latency, and the seed's loop taken literally as a
+baseline on the same fakes. Writes results.json and results.md.
+
+Scenarios (each on fresh fakes):
+- leads: N signups posted to the real server (a catalog whose lead_nurture steps are all due at
+  once), drained by the real worker: Notion requests per sent email against the floor of 2.4;
+- drain: a backlog of due rows drained by the real worker, then the same backlog by the baseline
+  loop: throughput against min(Notion rate, Resend rate), and send-side requests per email;
+- idle poll: `worker.py --once` over an empty queue and over K finished rows (request count);
+- lateness: rows scheduled a few seconds ahead while the worker idles: Sent At − Scheduled Time;
+- intake: fixed-rate webhook POSTs: latency p50/p99; peak RSS (VmHWM) of server and worker.
+
+Seeding goes through the fake's in-process transport with its rate limit switched off; only the
+requests made while a scenario measures are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from notion_queue.clock import SystemClock
+from notion_queue.models import NewRow, Status
+from notion_queue.notion_setup import NotionSetup
+from notion_queue.pacing import TokenBucket
+from notion_queue.store.notion import NotionStore
+from notion_queue.store.notion_gateway import NotionGateway, build_client
+from notion_queue.testing.fake_notion import FakeNotion, RecordedRequest
+from notion_queue.testing.fake_resend import FakeResend
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "secret_bench_notion_token"
+RESEND_KEY = "re_bench_key"
+FLOOR_PER_EMAIL = (5 + 5 + 2) / 5  # a new lead's 5-email sequence: 5 creates + 5 updates + 2
+SEED_POLL_SLEEP = 60.0  # the seed's loop sleeps a fixed 60 s between polls
+
+
+@dataclass
+class BenchConfig:
+    notion_rps: float = 3.0
+    notion_burst: float = 3.0
+    notion_latency: tuple[float, float] = (0.150, 0.400)
+    resend_rps: float = 2.0
+    resend_burst: float = 2.0
+    resend_latency: tuple[float, float] = (0.050, 0.150)
+    leads: int = 20
+    backlog: int = 1000
+    finished_rows: int = 100_000
+    lateness_rows: int = 20
+    lateness_poll: float = 60.0
+    intake_rate: float = 100.0
+    intake_seconds: float = 30.0
+    send_concurrency: int = 4
+    timeout: float = 1800.0
+    quiet: bool = False
+
+    @property
+    def ceiling(self) -> float:
+        return min(self.notion_rps, self.resend_rps)
+
+
+QUICK = {
+    "notion_rps": 30.0,
+    "notion_burst": 10.0,
+    "notion_latency": (0.005, 0.020),
+    "resend_rps": 20.0,
+    "resend_burst": 10.0,
+    "resend_latency": (0.002, 0.010),
+    "leads": 5,
+    "backlog": 30,
+    "finished_rows": 2000,
+    "lateness_rows": 6,
+    "lateness_poll": 5.0,
+    "intake_rate": 50.0,
+    "intake_seconds": 5.0,
+    "timeout": 300.0,
+}
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _say(config: BenchConfig, message: str) -> None:
+    if not config.quiet:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(step)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM (the peak resident set) of a live process, in KiB."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 3)
+
+
+def _counts(requests: list[RecordedRequest]) -> dict[str, int]:
+    return dict(sorted(Counter(r.kind for r in requests).items()))
+
+
+def _catalog_all_due_at_once() -> str:
+    """The packaged catalog with every lead_nurture step at offset 0 (all 5 due at once)."""
+    text = (ROOT / "notion_queue" / "sequences.toml").read_text()
+    start = text.index("[sequences.lead_nurture]")
+    end = text.index("[sequences.", start + 1)
+    block = re.sub(r'(offset|testing_offset) = "[^"]*"', r'\1 = "0m"', text[start:end])
+    return text[:start] + block + text[end:]
+
+
+class Fakes:
+    """A fake Notion (with the three databases) and a fake Resend, served on loopback."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.notion = FakeNotion(token=TOKEN)  # no rate limit while seeding
+        self.resend = FakeResend(
+            api_key=RESEND_KEY, rate_limit=config.resend_rps, burst=config.resend_burst
+        )
+        self.resend.latency = config.resend_latency
+        gateway = NotionGateway(
+            build_client(TOKEN, "https://api.notion.com", transport=self.notion.transport()),
+            SystemClock(),
+            requests_per_second=100_000,
+            burst=100_000,
+        )
+        parent = self.notion.create_parent_page()
+        self.ids = NotionSetup(gateway).run(parent).database_ids
+        self.store = NotionStore(
+            gateway,
+            email_queue_db_id=self.ids["Email Queue"],
+            templates_db_id=self.ids["Templates"],
+            contacts_db_id=self.ids["Contacts"],
+        )
+        self.queue_ds = self.store.queue_ds
+        self.ds_names = {
+            self.store.queue_ds: "email_queue",
+            self.store.templates_ds: "templates",
+            self.store.contacts_ds: "contacts",
+        }
+        self.notion_url = ""
+        self.resend_url = ""
+        self._stack = contextlib.ExitStack()
+
+    def limit(self) -> None:
+        """Switch the rate limit and latency on (after seeding)."""
+        self.notion.rate_limit = self.config.notion_rps
+        self.notion._bucket = TokenBucket(
+            self.notion.clock, self.config.notion_rps, self.config.notion_burst
+        )
+        self.notion.latency = self.config.notion_latency
+
+    def __enter__(self) -> Fakes:
+        self.limit()
+        self.notion_url = self._stack.enter_context(self.notion.serve())
+        self.resend_url = self._stack.enter_context(self.resend.serve())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        self.notion._bucket = None  # seeding between runs is not limited
+        self.notion.latency = None
+
+    def mark(self) -> int:
+        return len(self.notion.requests)
+
+    def since(self, mark: int) -> list[RecordedRequest]:
+        return list(self.notion.requests[mark:])
+
+    def query_split(self, requests: list[RecordedRequest]) -> dict[str, int]:
+        """Queries by data source (the fake's path names it)."""
+        split: Counter[str] = Counter()
+        for r in requests:
+            if r.kind == "query":
+                ds = r.path.split("/")[3] if r.path.count("/") >= 3 else "?"
+                split[self.ds_names.get(ds, ds)] += 1
+        return dict(split)
+
+    def statuses(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for page in self.notion.pages(self.queue_ds):
+            select = page["properties"]["Status"]["select"]
+            counts[select["name"] if select else ""] += 1
+        return counts
+
+    def env(self, workdir: Path, **extra: str) -> dict[str, str]:
+        drop = ("NOTION_", "RESEND_", "TESTING_MODE", "SEQUENCES_FILE", "POLL_", "SEND_")
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(drop)}
+        env.update(
+            QUEUE_BACKEND="notion",
+            MAIL_BACKEND="resend",
+            NOTION_TOKEN=TOKEN,
+            NOTION_API_BASE_URL=self.notion_url,
+            NOTION_EMAIL_QUEUE_DB_ID=self.ids["Email Queue"],
+            NOTION_TEMPLATES_DB_ID=self.ids["Templates"],
+            NOTION_CONTACTS_DB_ID=self.ids["Contacts"],
+            # The product's default (2.7 under Notion's 3 rps), scaled with the fake's limit.
+            NOTION_REQUESTS_PER_SECOND=f"{2.7 * self.config.notion_rps / 3:g}",
+            RESEND_API_KEY=RESEND_KEY,
+            RESEND_API_URL=self.resend_url,
+            # Read only if the product has such a setting (ignored otherwise).
+            RESEND_REQUESTS_PER_SECOND=str(self.config.resend_rps),
+            SEND_CONCURRENCY=str(self.config.send_concurrency),
+            STATE_DIR=str(workdir / "state"),
+            SQLITE_PATH=str(workdir / "unused.sqlite3"),
+            OUTBOX_DIR=str(workdir / "outbox"),
+            POLL_INTERVAL_SECONDS="1",
+            LOG_FORMAT="json",
+            LOG_LEVEL="warning",
+        )
+        env.update(extra)
+        return env
+
+
+class Proc:
+    """A real server.py / worker.py process; remembers its peak RSS."""
+
+    def __init__(self, script: str, env: dict[str, str], workdir: Path, *args: str) -> None:
+        self.name = script.removesuffix(".py")
+        self.log_path = workdir / f"{self.name}-{uuid.uuid4().hex[:6]}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 (our own scripts)
+            [sys.executable, str(ROOT / script), *args],
+            env=env,
+            cwd=workdir,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        self.peak_kib: int | None = None
+
+    def sample(self) -> None:
+        peak = peak_rss_kib(self.process.pid)
+        if peak is not None:
+            self.peak_kib = max(self.peak_kib or 0, peak)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self.sample()
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+
+
+@contextlib.contextmanager
+def running(script: str, env: dict[str, str], workdir: Path, *args: str) -> Iterator[Proc]:
+    proc = Proc(script, env, workdir, *args)
+    sampler_stop = threading.Event()
+
+    def sampler() -> None:
+        while not sampler_stop.wait(0.5):
+            proc.sample()
+
+    thread = threading.Thread(target=sampler, daemon=True)
+    thread.start()
+    try:
+        yield proc
+    except BaseException:
+        print(f"--- {proc.name} log tail ---\n{proc.tail()}", file=sys.stderr)
+        raise
+    finally:
+        sampler_stop.set()
+        thread.join()
+        proc.stop()
+
+
+def _server(fakes: Fakes, workdir: Path, **extra: str) -> contextlib.AbstractContextManager[Proc]:
+    return running("server.py", fakes.env(workdir, **extra), workdir)
+
+
+def _wait_healthy(url: str, proc: Proc) -> None:
+    def healthy() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
+        return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+    _wait_until(healthy, 60, "the server to answer /healthz")
+
+
+def _backlog_rows(count: int, scheduled: datetime, tag: str) -> Iterator[NewRow]:
+    for n in range(count):
+        yield NewRow(
+            email=f"{tag}{n}@example.com",
+            first_name=f"Lead{n}",
+            sequence="lead_nurture",
+            email_number=1,
+            template_id="lead_nurture_email_1",
+            scheduled_time=scheduled,
+            dedupe_key=f"bench:{tag}:{n}",
+            variables={"first_name": f"Lead{n}"},
+        )
+
+
+def _send_rate(times: list[datetime]) -> float | None:
+    """Sends per second between the first and the last send."""
+    if len(times) < 2:
+        return None
+    span = (max(times) - min(times)).total_seconds()
+    return (len(times) - 1) / span if span > 0 else None
+
+
+# ------------------------------------------------------------------------------------ scenarios
+
+
+def bench_leads(config: BenchConfig, workdir: Path) -> dict[str, Any]:
+    """N signups through the real server; the real worker sends all 5 emails of each."""
+    _say(config, f"leads: {config.leads} signups × 5 emails through server.py and worker.py")
+    catalog = workdir / "sequences.toml"
+    catalog.write_text(_catalog_all_due_at_once())
+    expected = config.leads * 5
+    peaks: dict[str, int | None] = {}
+    with Fakes(config) as fakes:
+        mark = fakes.mark()
+        started = time.monotonic()
+        port = _free_port()
+        extra = {"PORT": str(port), "SEQUENCES_FILE": str(catalog)}
+        with _server(fakes, workdir, **extra) as server:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, server)
+            statuses: Counter[int] = Counter()
+            for n in range(config.leads):
+                response = httpx.post(
+                    f"{url}/webhook/christmas-signup",
+                    json={"email": f"lead{n}@example.com", "first_name": f"Lead{n}"},
+                    timeout=30,
+                )
+                statuses[response.status_code] += 1
+            _wait_until(
+                lambda: httpx.get(f"{url}/readyz", timeout=5).json()["journal_backlog"] == 0,
+                config.timeout,
+                "the intake journal to drain",
+                0.25,
+            )
+            intake_done = time.monotonic()
+            _say(config, f"leads: intake drained in {intake_done - started:.1f} s; worker sends")
+            with running("worker.py", fakes.env(workdir, **extra), workdir) as worker:
+                _wait_until(
+                    lambda: (
+                        len(fakes.resend.sent) >= expected
+                        and fakes.statuses().get("queued", 0) == 0
+                    ),
+                    config.timeout,
+                    f"{expected} emails sent",
+                    0.5,
+                )
+                time.sleep(0.5)  # let a last update land
+            peaks = {"server": server.peak_kib, "worker": worker.peak_kib}
+        wall = time.monotonic() - started
+        requests = fakes.since(mark)
+        sent = len(fakes.resend.sent)
+        by_kind = _counts(requests)
+        startup = by_kind.get("retrieve_database", 0)
+        total = len(requests)
+        per_email = total / sent if sent else None
+        steady = (total - startup) / sent if sent else None
+        result = {
+            "leads": config.leads,
+            "webhook_statuses": {str(k): v for k, v in statuses.items()},
+            "emails_sent": sent,
+            "final_statuses": dict(fakes.statuses()),
+            "notion_requests": total,
+            "startup_requests": startup,
+            "requests_by_kind": by_kind,
+            "queries_by_data_source": fakes.query_split(requests),
+            "per_email": round(per_email, 3) if per_email is not None else None,
+            "per_email_without_startup": round(steady, 3) if steady is not None else None,
+            "per_email_by_kind": {k: round(v / sent, 3) for k, v in by_kind.items()}
+            if sent
+            else {},
+            "floor": FLOOR_PER_EMAIL,
+            "ratio_to_floor": _ratio(per_email, FLOOR_PER_EMAIL),
+            "notion_429": sum(1 for r in requests if r.status == 429),
+            "resend_429": fakes.resend.count(429),
+            "wall_seconds": round(wall, 1),
+            "peak_rss_kib": peaks,
+        }
+    _say(config, f"leads: {sent} sent, {result['per_email']} Notion requests/email")
+    return result
+
+
+def bench_drain(config: BenchConfig, workdir: Path) -> dict[str, Any]:
+    """A backlog of due rows: the real worker, then the baseline loop on a fresh copy."""
+    n = config.backlog
+    _say(config, f"drain: seeding {n} due rows")
+    due = datetime.now(UTC) - timedelta(minutes=5)
+    result: dict[str, Any] = {"rows": n, "ceiling_per_second": config.ceiling}
+    product_fakes = Fakes(config)
+    for row in _backlog_rows(n, due, "drain"):
+        product_fakes.store.add_row(row)
+    with product_fakes as fakes:
+        mark = fakes.mark()
+        started = time.monotonic()
+        _say(config, f"drain: worker.py drains {n} rows")
+        with running("worker.py", fakes.env(workdir), workdir) as worker:
+            _wait_until(
+                lambda: len(fakes.resend.sent) >= n and fakes.statuses().get("queued", 0) == 0,
+                config.timeout,
+                f"{n} rows drained",
+                0.5,
+            )
+        wall = time.monotonic() - started
+        requests = fakes.since(mark)
+        sent = len(fakes.resend.sent)
+        rate = _send_rate([e.at for e in fakes.resend.sent])
+        by_kind = _counts(requests)
+        startup = by_kind.get("retrieve_database", 0)
+        result["notion_queue"] = {
+            "sent": sent,
+            "final_statuses": dict(fakes.statuses()),
+            "wall_seconds": round(wall, 1),
+            "sends_per_second": round(rate, 3) if rate else None,
+            "fraction_of_ceiling": _ratio(rate, config.ceiling),
+            "notion_requests": len(requests),
+            "requests_by_kind": by_kind,
+            "requests_per_email": round((len(requests) - startup) / sent, 3) if sent else None,
+            "notion_429": sum(1 for r in requests if r.status == 429),
+            "resend_429": fakes.resend.count(429),
+            "peak_rss_kib": worker.peak_kib,
+        }
+    _say(config, f"drain: worker {result['notion_queue']['sends_per_second']} sends/s")
+
+    baseline_fakes = Fakes(config)
+    for row in _backlog_rows(n, due, "drain"):
+        baseline_fakes.store.add_row(row)
+    with baseline_fakes as fakes:
+        _say(config, f"drain: baseline loop (query, then send + update each row) over {n} rows")
+        mark = fakes.mark()
+        started = time.monotonic()
+        outcome = baseline_drain(fakes.notion_url, fakes.resend_url, fakes.queue_ds)
+        wall = time.monotonic() - started
+        requests = fakes.since(mark)
+        sent = len(fakes.resend.sent)
+        rate = _send_rate([e.at for e in fakes.resend.sent])
+        result["baseline"] = {
+            **outcome,
+            "sent": sent,
+            "final_statuses": dict(fakes.statuses()),
+            "active_seconds": round(wall, 1),
+            "sends_per_second": round(rate, 3) if rate else None,
+            "fraction_of_ceiling": _ratio(rate, config.ceiling),
+            "notion_requests": len(requests),
+            "requests_by_kind": _counts(requests),
+            "requests_per_email": round(len(requests) / sent, 3) if sent else None,
+            "notion_429": sum(1 for r in requests if r.status == 429),
+            "resend_429": fakes.resend.count(429),
+            "note": (
+                f"one pass per poll; the seed then sleeps {SEED_POLL_SLEEP:.0f} s, not counted "
+                "in active_seconds"
+            ),
+        }
+    _say(config, f"drain: baseline {result['baseline']['sends_per_second']} sends/s")
+    return result
+
+
+def baseline_drain(notion_url: str, resend_url: str, data_source_id: str) -> dict[str, Any]:
+    """The seed's loop taken literally: query the due rows, then for each one send through Resend
+    and mark it sent, sequentially, no pacing (the SDKs' defaults). The seed sleeps 60 s between
+    polls; here the polls follow each other until the backlog is gone."""
+    import resend
+    from notion_client import Client
+
+    notion = Client(auth=TOKEN, base_url=notion_url)
+    resend.api_key = RESEND_KEY
+    resend.api_url = resend_url
+    polls = errors = 0
+    try:
+        while True:
+            polls += 1
+            now = datetime.now(UTC).isoformat()
+            response: dict[str, Any] = notion.data_sources.query(  # type: ignore[assignment]
+                data_source_id,
+                filter={
+                    "and": [
+                        {"property": "Status", "select": {"equals": "queued"}},
+                        {"property": "Scheduled Time", "date": {"on_or_before": now}},
+                    ]
+                },
+            )
+            rows = response.get("results", [])
+            if not rows:
+                break
+            for page in rows:
+                props = page["properties"]
+                to = props["Email Address"]["email"]
+                template = "".join(t["plain_text"] for t in props["Template ID"]["rich_text"])
+                try:
+                    sent = resend.Emails.send(
+                        {
+                            "from": "BusinessX <hello@businessx.com>",
+                            "to": [to],
+                            "subject": template,
+                            "html": f"<p>{template}</p>",
+                        }
+                    )
+                    notion.pages.update(
+                        page_id=page["id"],
+                        properties={
+                            "Status": {"select": {"name": "sent"}},
+                            "Sent At": {"date": {"start": datetime.now(UTC).isoformat()}},
+                            "Resend Email ID": {"rich_text": [{"text": {"content": sent["id"]}}]},
+                        },
+                    )
+                except Exception as exc:
+                    errors += 1
+                    notion.pages.update(
+                        page_id=page["id"],
+                        properties={
+                            "Status": {"select": {"name": "failed"}},
+                            "Error Message": {
+                                "rich_text": [{"text": {"content": str(exc)[:1900]}}]
+                            },
+                        },
+                    )
+    finally:
+        notion.close()
+    return {"polls": polls, "errors": errors}
+
+
+def baseline_poll(notion_url: str, data_source_id: str) -> int:
+    """One idle poll of the seed's loop: its query; answers the number of rows it found."""
+    from notion_client import Client
+
+    notion = Client(auth=TOKEN, base_url=notion_url)
+    try:
+        now = datetime.now(UTC).isoformat()
+        response: dict[str, Any] = notion.data_sources.query(  # type: ignore[assignment]
+            data_source_id,
+            filter={
+                "and": [
+                    {"property": "Status", "select": {"equals": "queued"}},
+                    {"property": "Scheduled Time", "date": {"on_or_before": now}},
+                ]
+            },
+        )
+        return len(response.get("results", []))
+    finally:
+        notion.close()
+
+
+def _seed_finished(fakes: Fakes, count: int, config: BenchConfig) -> None:
+    """K rows with Status sent, through the store on the in-process transport (no pacing)."""
+    now = datetime.now(UTC)
+    started = time.monotonic()
+    for n in range(count):
+        when = now - timedelta(days=30, minutes=n)
+        fakes.store.add_row(
+            NewRow(
+                email=f"done{n}@example.com",
+                first_name=f"Done{n}",
+                sequence="lead_nurture",
+                email_number=1 + n % 5,
+                template_id=f"lead_nurture_email_{1 + n % 5}",
+                scheduled_time=when,
+                dedupe_key=f"bench:done:{n}",
+                status=Status.SENT,
+                sent_at=when + timedelta(seconds=1),
+            )
+        )
+        if n and n % 10_000 == 0:
+            _say(config, f"idle: seeded {n} finished rows ({time.monotonic() - started:.0f} s)")
+
+
+def bench_idle(config: BenchConfig, workdir: Path) -> dict[str, Any]:
+    """`worker.py --once` over an empty queue and over K finished rows: requests per poll."""
+    k = config.finished_rows
+    fakes = Fakes(config)
+    result: dict[str, Any] = {"finished_rows": k}
+
+    def one_poll(label: str) -> dict[str, Any]:
+        mark = fakes.mark()
+        started = time.monotonic()
+        with running("worker.py", fakes.env(workdir), workdir, "--once") as worker:
+            code = worker.process.wait(timeout=config.timeout)
+        requests = fakes.since(mark)
+        by_kind = _counts(requests)
+        startup = by_kind.get("retrieve_database", 0)
+        base_mark = fakes.mark()
+        base_found = baseline_poll(fakes.notion_url, fakes.queue_ds)
+        base_requests = fakes.since(base_mark)
+        _say(config, f"idle: {label}: worker poll {len(requests) - startup} requests")
+        return {
+            "exit_code": code,
+            "seconds": round(time.monotonic() - started, 2),
+            "requests": len(requests),
+            "requests_without_startup": len(requests) - startup,
+            "requests_by_kind": by_kind,
+            "notion_429": sum(1 for r in requests if r.status == 429),
+            "baseline_requests": len(base_requests),
+            "baseline_rows_found": base_found,
+            "peak_rss_kib": worker.peak_kib,
+        }
+
+    with fakes:
+        result["empty"] = one_poll("empty queue")
+    _say(config, f"idle: seeding {k} finished rows")
+    _seed_finished(fakes, k, config)
+    with fakes:
+        result["full"] = one_poll(f"{k} finished rows")
+    empty = result["empty"]["requests_without_startup"]
+    full = result["full"]["requests_without_startup"]
+    result["growth"] = full - empty
+    return result
+
+
+def bench_lateness(config: BenchConfig, workdir: Path) -> dict[str, Any]:
+    """Rows scheduled a few seconds ahead while the worker idles (POLL_INTERVAL_SECONDS)."""
+    m = config.lateness_rows
+    poll = config.lateness_poll
+    _say(config, f"lateness: {m} rows scheduled ahead while the worker idles (poll {poll:.0f} s)")
+    with Fakes(config) as fakes:
+        env = fakes.env(workdir, POLL_INTERVAL_SECONDS=str(poll))
+        mark = fakes.mark()
+        with running("worker.py", env, workdir) as worker:
+            # The first (empty) poll is done once the worker queried the Email Queue.
+            _wait_until(
+                lambda: fakes.query_split(fakes.since(mark)).get("email_queue", 0) >= 1,
+                60,
+                "the worker's first poll",
+            )
+            time.sleep(0.5)
+            now = datetime.now(UTC)
+            spread = 1.5 * poll
+            for n in range(m):
+                ahead = 2.0 + spread * n / max(1, m - 1)
+                fakes.store.add_row(
+                    NewRow(
+                        email=f"late{n}@example.com",
+                        first_name=f"Late{n}",
+                        sequence="lead_nurture",
+                        email_number=1,
+                        template_id="lead_nurture_email_1",
+                        scheduled_time=now + timedelta(seconds=ahead),
+                        dedupe_key=f"bench:late:{n}",
+                        variables={"first_name": f"Late{n}"},
+                    )
+                )
+            _wait_until(
+                lambda: fakes.statuses().get("queued", 0) == 0,
+                spread + 3 * poll + 60,
+                f"{m} scheduled rows sent",
+                0.5,
+            )
+        lateness: list[float] = []
+        for page in fakes.notion.pages(fakes.queue_ds):
+            props = page["properties"]
+            sent_at, scheduled = props["Sent At"]["date"], props["Scheduled Time"]["date"]
+            if sent_at and scheduled:
+                delta = datetime.fromisoformat(sent_at["start"]) - datetime.fromisoformat(
+                    scheduled["start"]
+                )
+                lateness.append(delta.total_seconds())
+        result: dict[str, Any] = {
+            "rows": m,
+            "poll_interval_seconds": poll,
+            "sent": len(lateness),
+            "final_statuses": dict(fakes.statuses()),
+            "notion_queue": _pcts(lateness),
+            "baseline": {
+                **_pcts(_uniform_quantiles(SEED_POLL_SLEEP)),
+                "note": (
+                    f"modelled: the seed finds a row at its next poll, every {SEED_POLL_SLEEP:.0f}"
+                    " s after the last, so lateness is uniform over [0, 60 s) plus the send"
+                ),
+            },
+            "peak_rss_kib": worker.peak_kib,
+        }
+    _say(config, f"lateness: p50 {result['notion_queue']['p50']} s")
+    return result
+
+
+def _uniform_quantiles(width: float) -> list[float]:
+    return [width * (i + 0.5) / 1000 for i in range(1000)]
+
+
+def _pcts(values: list[float]) -> dict[str, float | None]:
+    def r(v: float | None) -> float | None:
+        return round(v, 3) if v is not None else None
+
+    return {
+        "p50": r(percentile(values, 50)),
+        "p95": r(percentile(values, 95)),
+        "p99": r(percentile(values, 99)),
+        "max": r(max(values) if values else None),
+    }
+
+
+def bench_intake(config: BenchConfig, workdir: Path) -> dict[str, Any]:
+    """Webhook POSTs at a fixed rate (each fired at its scheduled instant from a pool, so a slow
+    answer does not delay the next): latency from the scheduled instant to the answer."""
+    total = max(1, round(config.intake_rate * config.intake_seconds))
+    _say(config, f"intake: {total} POSTs at {config.intake_rate:.0f}/s")
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    with Fakes(config) as fakes:
+        port = _free_port()
+        with _server(fakes, workdir, PORT=str(port)) as server:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, server)
+            local = threading.local()
+            clients: list[httpx.Client] = []
+
+            def post(n: int, at: float) -> None:
+                client: httpx.Client | None = getattr(local, "client", None)
+                if client is None:
+                    client = local.client = httpx.Client(timeout=30)
+                    with lock:
+                        clients.append(client)
+                delay = at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    code = client.post(
+                        f"{url}/webhook/christmas-signup",
+                        json={"email": f"intake{n}@example.com", "first_name": f"In{n}"},
+                    ).status_code
+                except httpx.HTTPError:
+                    code = 0
+                elapsed = time.monotonic() - at
+                with lock:
+                    latencies.append(elapsed)
+                    statuses[code] += 1
+
+            start = time.monotonic() + 0.2
+            with ThreadPoolExecutor(64) as pool:
+                for n in range(total):
+                    at = start + n / config.intake_rate
+                    while at - time.monotonic() > 0.1:  # no more than 0.1 s ahead in the pool
+                        time.sleep(0.1)
+                    pool.submit(post, n, at)
+            for client in clients:
+                client.close()
+            backlog = httpx.get(f"{url}/readyz", timeout=10).json()["journal_backlog"]
+        result = {
+            "rate_per_second": config.intake_rate,
+            "seconds": config.intake_seconds,
+            "requests": total,
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "p50_ms": _ms(percentile(latencies, 50)),
+            "p99_ms": _ms(percentile(latencies, 99)),
+            "max_ms": _ms(max(latencies) if latencies else None),
+            "journal_backlog_after": backlog,
+            "peak_rss_kib": server.peak_kib,
+        }
+    _say(config, f"intake: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+    return result
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value * 1000, 2) if value is not None else None
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    else:
+        text = str(value)
+    return f"{text}{unit}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    leads, drain = results["requests_per_email"], results["drain"]
+    idle, late, intake = results["idle_poll"], results["lateness"], results["intake"]
+    rss, cfg = results["rss"], results["config"]
+    nq, bl = drain["notion_queue"], drain["baseline"]
+    ceiling = drain["ceiling_per_second"]
+    rows: list[tuple[str, str, str, str, str]] = [
+        (
+            f"Notion requests per sent email ({leads['leads']} new leads × 5 emails)",
+            _fmt(leads["per_email"]),
+            "n/a (seed intake not modelled)",
+            f"≤ {leads['floor']:.1f} (floor)",
+            f"{_fmt(leads['ratio_to_floor'])}× floor",
+        ),
+        (
+            "  by kind (per email)",
+            ", ".join(f"{k} {v}" for k, v in leads["per_email_by_kind"].items()),
+            "",
+            "creates 1, updates 1, other 0.4",
+            "",
+        ),
+        (
+            "  Notion 429s received (leads run)",
+            _fmt(leads["notion_429"]),
+            "",
+            "0",
+            "ok" if leads["notion_429"] == 0 else "429s seen",
+        ),
+        (
+            f"Send-side Notion requests per email (backlog of {drain['rows']})",
+            _fmt(nq["requests_per_email"]),
+            _fmt(bl["requests_per_email"]),
+            "≈ 1 (one update)",
+            f"{_fmt(_ratio(nq['requests_per_email'], bl['requests_per_email']))}× baseline",
+        ),
+        (
+            "  Notion 429s received (drain)",
+            _fmt(nq["notion_429"]),
+            _fmt(bl["notion_429"]),
+            "0",
+            "",
+        ),
+        (
+            f"Idle poll, Notion requests ({idle['finished_rows']} finished rows)",
+            f"{_fmt(idle['full']['requests_without_startup'])} "
+            f"(empty queue: {_fmt(idle['empty']['requests_without_startup'])})",
+            _fmt(idle["full"]["baseline_requests"]),
+            "constant (no growth)",
+            "no growth" if idle["growth"] <= 0 else f"grows by {idle['growth']}",
+        ),
+        (
+            f"Drain throughput, sends/s (ceiling {ceiling:g}/s)",
+            _fmt(nq["sends_per_second"]),
+            _fmt(bl["sends_per_second"]),
+            f"{ceiling:g}",
+            f"{_fmt(nq['fraction_of_ceiling'])} of ceiling "
+            f"(baseline {_fmt(bl['fraction_of_ceiling'])})",
+        ),
+        (
+            f"Drain outcome, {drain['rows']} rows (sent / failed; Resend 429s)",
+            f"{nq['sent']} / {nq['final_statuses'].get('failed', 0)}; {nq['resend_429']}",
+            f"{bl['sent']} / {bl['final_statuses'].get('failed', 0)}; {bl['resend_429']}",
+            f"{drain['rows']} / 0",
+            "",
+        ),
+        (
+            f"Drain wall time, {drain['rows']} rows",
+            _fmt(nq["wall_seconds"], " s"),
+            _fmt(bl["active_seconds"], " s") + f" + {max(0, bl['polls'] - 1)}×60 s sleeps",
+            f"{drain['rows'] / ceiling:.3g} s",
+            "",
+        ),
+    ]
+    for q in ("p50", "p95", "p99"):
+        ours, theirs = late["notion_queue"][q], late["baseline"][q]
+        rows.append(
+            (
+                f"Lateness {q} (poll interval {late['poll_interval_seconds']:g} s)",
+                _fmt(ours, " s"),
+                _fmt(theirs, " s") + " (modelled)",
+                "a few seconds",
+                f"{_fmt(_ratio(ours, theirs))}× baseline",
+            )
+        )
+    for q in ("p50", "p99"):
+        rows.append(
+            (
+                f"Webhook intake latency {q} ({intake['rate_per_second']:g}/s for "
+                f"{intake['seconds']:g} s)",
+                _fmt(intake[f"{q}_ms"], " ms"),
+                "n/a",
+                "",
+                f"statuses {intake['statuses']}",
+            )
+        )
+    for role in ("server", "worker"):
+        kib = rss[f"{role}_peak_kib"]
+        rows.append(
+            (
+                f"Peak RSS, {role}",
+                _fmt(round(kib / 1024, 1) if kib else None, " MiB"),
+                "n/a",
+                "",
+                "",
+            )
+        )
+    header = "| metric | notion-queue | baseline | target | ratio/verdict |\n| --- | --- | --- | --- | --- |"
+    body = "\n".join("| " + " | ".join(cell.replace("|", "/") for cell in r) + " |" for r in rows)
+    limits = (
+        f"Fake Notion {cfg['notion_rps']:g} rps (burst {cfg['notion_burst']:g}), latency "
+        f"{cfg['notion_latency'][0] * 1000:g}–{cfg['notion_latency'][1] * 1000:g} ms; fake Resend "
+        f"{cfg['resend_rps']:g} rps (burst {cfg['resend_burst']:g}); "
+        f"run took {results['wall_seconds']:.0f} s."
+    )
+    notes = "\n".join(
+        f"- {note}"
+        for note in (
+            "Ceiling (the issue's): min(fake Notion rate, fake Resend rate) sends/s.",
+            "Baseline: the seed's loop taken literally (query, then send + update each row, "
+            "sequentially, SDK defaults, no pacing); " + bl["note"] + ".",
+            "Baseline lateness is modelled from its fixed 60 s sleep, not measured.",
+            "The leads figure counts every Notion request of server and worker, start-up "
+            f"included ({leads['startup_requests']} retrieve_database); without it: "
+            f"{_fmt(leads['per_email_without_startup'])} per email.",
+        )
+    )
+    return f"# notion-queue benchmark\n\n{limits}\n\n{header}\n{body}\n\n{notes}\n"
+
+
+# ------------------------------------------------------------------------------------ entry
+
+
+def parse_args(argv: list[str] | None) -> tuple[BenchConfig, Path]:
+    parser = argparse.ArgumentParser(
+        prog="bench", description="Benchmark the real server and worker against the fakes."
+    )
+    parser.add_argument("--quick", action="store_true", help="small numbers, scaled-up limits")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    defaults = BenchConfig()
+    for name, value in asdict(defaults).items():
+        if name == "quiet":
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, tuple):
+            parser.add_argument(flag, type=float, nargs=2, metavar=("LO", "HI"), default=None)
+        else:
+            parser.add_argument(flag, type=type(value), default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = asdict(defaults)
+    if args.quick:
+        values.update(QUICK)
+    for name in values:
+        given = getattr(args, name, None)
+        if given is not None and given is not False:
+            values[name] = tuple(given) if isinstance(given, list) else given
+    return BenchConfig(**values), args.out
+
+
+def run(config: BenchConfig, out: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="notion-queue-bench-") as tmp:
+        workdir = Path(tmp)
+        leads = bench_leads(config, workdir)
+        drain = bench_drain(config, workdir)
+        idle = bench_idle(config, workdir)
+        lateness = bench_lateness(config, workdir)
+        intake = bench_intake(config, workdir)
+    worker_peaks = [
+        leads["peak_rss_kib"].get("worker"),
+        drain["notion_queue"]["peak_rss_kib"],
+        idle["empty"]["peak_rss_kib"],
+        idle["full"]["peak_rss_kib"],
+        lateness["peak_rss_kib"],
+    ]
+    server_peaks = [leads["peak_rss_kib"].get("server"), intake["peak_rss_kib"]]
+    results: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "requests_per_email": leads,
+        "drain": drain,
+        "idle_poll": idle,
+        "lateness": lateness,
+        "intake": intake,
+        "rss": {
+            "server_peak_kib": max((p for p in server_peaks if p), default=None),
+            "worker_peak_kib": max((p for p in worker_peaks if p), default=None),
+            "note": "VmHWM of the server.py and worker.py processes, the highest over scenarios",
+        },
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, out = parse_args(argv)
+    results = run(config, out)
+    if not config.quiet:
+        print(markdown(results))
+    print(f"wrote {out / 'results.json'}")
+    print(f"wrote {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
