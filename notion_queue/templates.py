@@ -1,13 +1,13 @@
 """Where a template comes from at send time: the Templates database, or the packaged file.
 
-The store is asked at most once per template every TEMPLATE_CACHE_SECONDS, so marketers' edits
-apply within minutes without a Notion request per email.
+The whole Templates database is read in one request at most once every TEMPLATE_CACHE_SECONDS,
+so marketers' edits apply within minutes without a Notion request per email (or per template).
 """
 
 from __future__ import annotations
 
+import threading
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 
 from notion_queue.clock import Clock
@@ -40,12 +40,6 @@ def load_packaged_templates() -> dict[str, Template]:
     return templates
 
 
-@dataclass
-class _Cached:
-    template: Template | None
-    fetched: float
-
-
 class TemplateSource:
     def __init__(
         self,
@@ -59,16 +53,21 @@ class TemplateSource:
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._packaged = load_packaged_templates() if packaged is None else packaged
-        self._cache: dict[str, _Cached] = {}
+        self._stored: dict[str, Template] = {}
+        self._fetched: float | None = None
         self._warned: set[str] = set()
+        self._lock = threading.Lock()  # the worker renders from several threads
+
+    def _snapshot(self) -> dict[str, Template]:
+        with self._lock:
+            now = self._clock.monotonic()
+            if self._fetched is None or now - self._fetched >= self._cache_seconds:
+                self._stored = self._store.all_templates()
+                self._fetched = now
+            return self._stored
 
     def get(self, template_id: str) -> Template:
-        cached = self._cache.get(template_id)
-        now = self._clock.monotonic()
-        if cached is None or now - cached.fetched >= self._cache_seconds:
-            cached = _Cached(self._store.get_template(template_id), now)
-            self._cache[template_id] = cached
-        stored = cached.template
+        stored = self._snapshot().get(template_id)
         if stored is not None and stored.active:
             return stored
         fallback = self._packaged.get(template_id)

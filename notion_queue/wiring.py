@@ -16,7 +16,7 @@ from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
-from notion_queue.worker import Worker, WorkerConfig
+from notion_queue.worker import Worker, WorkerConfig, batch_size_for
 
 
 def build_store(
@@ -64,6 +64,16 @@ def build_unsubscribe(settings: Settings) -> UnsubscribeTokens:
     return UnsubscribeTokens(load_secret(secret, settings.state_dir))
 
 
+def _send_rate(settings: Settings) -> float | None:
+    """Rows per second the worker can finish: each costs a send and a Notion update."""
+    limits = []
+    if settings.mail_backend == "resend":
+        limits.append(settings.resend_requests_per_second)
+    if settings.queue_backend == "notion":
+        limits.append(settings.notion_requests_per_second)
+    return min(limits) if limits else None
+
+
 def build_worker(
     settings: Settings,
     clock: Clock,
@@ -85,6 +95,7 @@ def build_worker(
             public_base_url=settings.public_base_url,
             campaign_variables=catalog.variables,
             concurrency=settings.send_concurrency,
+            batch_size=batch_size_for(_send_rate(settings)),
         ),
         unsubscribe=build_unsubscribe(settings),
     )

@@ -38,9 +38,13 @@ from notion_queue.unsubscribe import UnsubscribeTokens
 log = get_logger("notion_queue.worker")
 
 Outcome = Literal["sent", "failed", "skipped", "cancelled", "retry", "unchanged"]
-STALE_AFTER_SECONDS = 5.0
+# A row is sent with data at most this old, else it is re-read first (a marketer's pause or edit
+# wins). Batches are sized so that a batch is sent within it at the mail rate.
+STALE_AFTER_SECONDS = 10.0
+SUPPRESSED_MAX_AGE_SECONDS = 60.0
 LEASE_TTL_SECONDS = 900.0  # a worker that stops renewing loses the queue after 15 minutes
 RATE_LIMIT_WAITS_PER_ROW = 5
+WAKE_MARGIN_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,15 @@ class WorkerConfig:
     public_base_url: str = "http://localhost:8000"
     campaign_variables: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 1
-    batch_size: int = 8
+    batch_size: int = 8  # wiring sizes it to STALE_AFTER_SECONDS at the mail rate
+
+
+def batch_size_for(mail_rate: float | None) -> int:
+    """Rows per fresh query: as many as the mailer sends in STALE_AFTER_SECONDS (100 at most,
+    Notion's page size, less the one row that tells whether more are due)."""
+    if mail_rate is None:
+        return 99
+    return max(1, min(99, int(mail_rate * STALE_AFTER_SECONDS)))
 
 
 @dataclass
@@ -101,13 +113,21 @@ class Worker:
         self.stop_event = threading.Event()
         self._not_before: dict[str, datetime] = {}
         self._suppressed: set[str] | None = None
+        self._suppressed_at = 0.0
+        self._suppressed_lock = threading.Lock()
 
     def suppressed(self) -> set[str]:
-        """Unsubscribed or suppressed addresses, read once per cycle that has work (an idle poll
-        costs no extra request)."""
-        if self._suppressed is None:
-            self._suppressed = {e.strip().lower() for e in self.store.unsubscribed_emails()}
-        return self._suppressed
+        """Unsubscribed or suppressed addresses, read when a row is about to be sent and the
+        last read is older than SUPPRESSED_MAX_AGE_SECONDS (an idle poll costs no extra
+        request). Unsubscribe links and bounces cancel the rows themselves at once; this list
+        is for boxes a marketer ticks by hand."""
+        with self._suppressed_lock:
+            now = self.clock.monotonic()
+            stale = now - self._suppressed_at > SUPPRESSED_MAX_AGE_SECONDS
+            if self._suppressed is None or stale:
+                self._suppressed = {e.strip().lower() for e in self.store.unsubscribed_emails()}
+                self._suppressed_at = now
+            return self._suppressed
 
     # the cycle
 
@@ -121,12 +141,12 @@ class Worker:
         summary = CycleSummary()
         now = self.clock.now()
         horizon = now + timedelta(seconds=self.config.poll_interval)
-        self._suppressed = None
         handled: set[str] = set()
         pool = ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
         try:
-            while not self.stop_event.is_set():
-                batch = self._next_batch(horizon, now, handled, summary)
+            more = True
+            while more and not self.stop_event.is_set():
+                batch, more = self._next_batch(horizon, now, handled, summary)
                 if not batch:
                     break
                 fetched_at = self.clock.monotonic()
@@ -156,21 +176,23 @@ class Worker:
 
     def _next_batch(
         self, horizon: datetime, now: datetime, handled: set[str], summary: CycleSummary
-    ) -> list[QueueRow]:
-        """Up to `batch_size` due rows not yet handled in this cycle, from one fresh query
-        (it covers the coming interval too, so the worker knows when to wake next)."""
+    ) -> tuple[list[QueueRow], bool]:
+        """Up to `batch_size` due rows not yet handled in this cycle, from one fresh query, and
+        whether more may be due after them. The query asks for one row more than the batch and
+        covers the coming interval too, so a short page or a row not yet due says "nothing more
+        now" (no extra query to find out) and tells the worker when to wake next."""
         batch: list[QueueRow] = []
-        for row in self.store.due_rows(horizon, page_size=self.config.batch_size):
+        for row in self.store.due_rows(horizon, page_size=self.config.batch_size + 1):
             if row.id in handled:
                 continue
             if row.scheduled_time is not None and row.scheduled_time > now:
                 if summary.next_due is None or row.scheduled_time < summary.next_due:
                     summary.next_due = row.scheduled_time
-                break  # sorted by Scheduled Time: nothing after this is due
+                return batch, False  # sorted by Scheduled Time: nothing after this is due
+            if len(batch) == self.config.batch_size:
+                return batch, True  # the row after the batch is due too
             batch.append(row)
-            if len(batch) >= self.config.batch_size:
-                break
-        return batch
+        return batch, False
 
     def keep_lease(self) -> str | None:
         """Claim or renew the queue's lease (one request every LEASE_TTL_SECONDS / 3). Answers
@@ -208,7 +230,8 @@ class Worker:
                 wait_for = max(wait_for, 60.0)  # the probe: try again, gently
             elif summary.next_due is not None:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
-                wait_for = min(wait_for, max(0.0, until_due))
+                # A hair after the row falls due, so the wake-up query finds it due.
+                wait_for = min(wait_for, max(0.0, until_due) + WAKE_MARGIN_SECONDS)
             self.stop_event.wait(wait_for)
         log.info("worker_stopped")
 

@@ -18,6 +18,7 @@ def test_bench_runs_end_to_end_with_tiny_numbers(tmp_path: Path) -> None:
             "--leads=1",
             "--backlog=20",
             "--finished-rows=200",
+            "--idle-window=2",
             "--lateness-rows=2",
             "--lateness-poll=2",
             "--intake-rate=20",

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -20,7 +21,7 @@ from notion_queue.models import ContactData, Status
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
 from notion_queue.unsubscribe import UnsubscribeTokens
-from tests.conftest import WorkerFactory, new_row
+from tests.conftest import T0, WorkerFactory, new_row
 
 RESEND_SECRET = "whsec_" + base64.b64encode(b"resend-webhook-secret-32-bytes!!").decode()
 
@@ -130,6 +131,24 @@ def test_an_address_a_marketer_ticks_unsubscribed_gets_nothing(
 
     assert summary["cancelled"] == 1 and list(Path(outbox.folder).glob("*.eml")) == []
     assert store.get_row(row.id).status is Status.CANCELLED
+
+
+def test_a_tick_made_while_the_worker_runs_is_honoured_within_a_minute(
+    store: QueueStore, outbox: OutboxMailer, make_worker: WorkerFactory, clock: FakeClock
+) -> None:
+    worker = make_worker(store, outbox)
+    store.add_row(new_row(email="first@example.com"))
+    assert worker.run_once()["sent"] == 1  # the worker has read the Unsubscribed boxes
+    later = store.add_row(
+        new_row(email="sarah@example.com", scheduled_time=T0 + timedelta(seconds=61))
+    )
+    store.upsert_contact(ContactData(email="sarah@example.com", unsubscribed=True))
+
+    clock.advance(61)  # more than SUPPRESSED_MAX_AGE_SECONDS: the boxes are read again
+    summary = worker.run_once()
+
+    assert summary["cancelled"] == 1 and summary["sent"] == 0
+    assert store.get_row(later.id).status is Status.CANCELLED
 
 
 def svix_headers(body: bytes, msg_id: str = "msg_1", ts: int | None = None) -> dict[str, str]:

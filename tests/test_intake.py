@@ -14,7 +14,8 @@ from starlette.testclient import TestClient
 from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
-from notion_queue.intake.journal import Journal
+from notion_queue.intake.journal import Journal, JournalEntry
+from notion_queue.intake.processor import Applied
 from notion_queue.models import Status
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
@@ -116,6 +117,29 @@ def test_invalid_payload_is_422_naming_the_field_and_writes_nothing(
     assert journal.backlog() == 0
 
 
+@pytest.mark.parametrize(
+    ("sent_at", "message"),
+    [
+        ("0001-01-01T00:00:00+14:00", "is not a time between 2000 and 2100"),
+        ("9999-12-31T23:00:00Z", "is not a time between 2000 and 2100"),
+        ("2025-12-01T10:00:00", "has no timezone"),
+    ],
+)
+def test_an_assessment_time_out_of_range_is_422_and_writes_nothing(
+    sent_at: str, message: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Found by the property test: year 1 at +14:00 passed the door, then crashed the drainer."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    response = client_for(journal, None, clock).post(
+        "/webhook/christmas-assessment", json={**SIGNUP, "email_1_sent_at": sent_at}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("email_1_sent_at: ")
+    assert message in response.json()["error"]
+    assert journal.backlog() == 0
+
+
 def test_non_json_is_400_and_huge_body_is_413(tmp_path: Path, clock: FakeClock) -> None:
     journal = Journal(tmp_path / "j.sqlite3")
     client = client_for(journal, None, clock)
@@ -179,3 +203,28 @@ def test_health_and_readiness(tmp_path: Path, clock: FakeClock) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["journal_backlog"] == 1 and ready["store_ok"] is True
+
+
+def test_an_event_that_hits_a_bug_is_kept_and_does_not_hold_up_the_others(
+    store: QueueStore, intake: tuple[Journal, Drainer], clock: FakeClock
+) -> None:
+    journal, drainer = intake
+    journal.append("christmas-signup", "k1", {"email": "first@example.com"}, T0)
+    journal.append("christmas-signup", "k2", {"email": "second@example.com"}, T0)
+    real_apply = drainer.processor.apply
+
+    def apply(entry: JournalEntry) -> Applied:
+        if entry.event_key == "k1":
+            raise OverflowError("date value out of range")
+        return real_apply(entry)
+
+    drainer.processor.apply = apply  # type: ignore[method-assign]
+
+    assert drainer.drain_once() == 1
+
+    assert len(store.rows_for_email("second@example.com")) == 5
+    assert journal.backlog() == 1  # the first event waits, with its error, for a retry
+    clock.advance(3600)
+    drainer.processor.apply = real_apply  # type: ignore[method-assign]
+    assert drainer.drain_once() == 1
+    assert len(store.rows_for_email("first@example.com")) == 5

@@ -202,9 +202,30 @@ def test_sending_a_backlog_costs_one_update_per_email_and_no_rereads(
     assert summary["sent"] == 40
     assert world.fake.count("update_page") == 40
     assert world.fake.count("retrieve_page") == 0
-    # Five batches of eight, one query each, one to find there is nothing left, one read of
-    # the unsubscribed addresses for the cycle, and the template (cached after that).
-    assert world.fake.count("query") == 5 + 1 + 1 + 1
+    # Five batches of eight, one query each (the last one's short page says nothing is left),
+    # one read of the unsubscribed addresses for the cycle, and one of the Templates database.
+    assert world.fake.count("query") == 5 + 1 + 1
+
+
+def test_templates_are_read_in_one_request_whatever_the_rows_use(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    for number in range(1, 6):
+        world.store.add_row(
+            new_row(
+                email=f"lead{number}@example.com",
+                email_number=number,
+                template_id=f"lead_nurture_email_{number}",
+            )
+        )
+    world.fake.requests.clear()
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary["sent"] == 5
+    # One due query, one unsubscribed read, one read of all templates (not one per template).
+    assert world.fake.count("query") == 3
 
 
 def test_intake_of_a_new_lead_costs_the_floor_and_a_known_lead_no_lookup(
@@ -230,3 +251,46 @@ def test_intake_of_a_new_lead_costs_the_floor_and_a_known_lead_no_lookup(
     # five lead_nurture cancels, five five_day creates.
     assert world.fake.count("query") == 1
     assert world.fake.count("create_page") == 5
+
+
+def test_renewing_a_held_lease_costs_one_request_and_a_lapsed_one_is_claimed_again(
+    clock: FakeClock,
+) -> None:
+    world = make_notion_world(clock)
+    ttl = 900.0
+    assert world.store.claim_lease("worker A", T0, ttl) is None
+    world.fake.requests.clear()
+
+    assert world.store.claim_lease("worker A", T0 + timedelta(minutes=5), ttl) is None
+    assert world.fake.count() == 1 and world.fake.count("update_page") == 1
+
+    # Stalled past its lease: B took the queue, and A's next renewal finds out.
+    assert world.store.claim_lease("worker B", T0 + timedelta(minutes=21), ttl) is None
+    other = world.store.claim_lease("worker A", T0 + timedelta(minutes=22), ttl)
+    assert other is not None and other.startswith("worker B")
+
+
+def test_rows_falling_due_seconds_apart_cost_one_query_each_and_one_update(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    for i in range(3):
+        world.store.add_row(
+            new_row(email=f"lead{i}@example.com", scheduled_time=T0 + timedelta(seconds=3 * i))
+        )
+    worker = make_worker(world.store, outbox, poll_interval=60)
+    world.fake.requests.clear()
+
+    wakes = []
+    for _ in range(3):
+        summary = worker.run_once()
+        assert summary["sent"] == 1
+        if summary.next_due is not None:
+            wakes.append(summary.next_due)
+            clock.set(summary.next_due)
+
+    # Each cycle's query names the next row's time, so the worker wakes right then.
+    assert wakes == [T0 + timedelta(seconds=3), T0 + timedelta(seconds=6)]
+    assert world.fake.count("update_page") == 3
+    # Three wake-up queries; the Unsubscribed boxes and the templates read once (fresh enough).
+    assert world.fake.count("query") == 3 + 1 + 1

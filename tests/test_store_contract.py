@@ -151,6 +151,16 @@ def test_templates_upsert_by_id(store: QueueStore) -> None:
     assert store.get_template("lead_nurture_email_1") == edited
 
 
+def test_all_templates_in_one_read_without_the_lease(store: QueueStore) -> None:
+    first = Template("lead_nurture_email_1", "One", "<p>1</p>", "1")
+    second = Template("lead_nurture_email_2", "Two", "<p>2</p>", "2", active=False)
+    store.upsert_template(first)
+    store.upsert_template(second)
+    store.claim_lease("worker A", T0, 900.0)  # the Notion lease lives in Templates: not a template
+
+    assert store.all_templates() == {first.template_id: first, second.template_id: second}
+
+
 def test_one_worker_holds_the_queue_lease_until_it_lapses(store: QueueStore) -> None:
     ttl = 900.0
     assert store.claim_lease("worker A", T0, ttl) is None

@@ -14,6 +14,7 @@ from notion_queue.mail.base import OutgoingEmail, SendResult
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.models import RowUpdate, Status, Template
 from notion_queue.store.base import QueueStore
+from notion_queue.worker import STALE_AFTER_SECONDS
 from tests.conftest import T0, Marketer, WorkerFactory, new_row
 
 
@@ -136,7 +137,7 @@ def test_a_pause_made_while_the_cycle_runs_wins(
 
         def send(self, email: OutgoingEmail) -> SendResult:
             if email.to == "first@example.com":
-                clock.advance(10)
+                clock.advance(STALE_AFTER_SECONDS + 1)
                 store.update_row(second.id, RowUpdate(status=Status.PAUSED))
             return outbox.send(email)
 

@@ -69,6 +69,17 @@ class Drainer:
                 self.journal.mark_rejected(entry.id, str(exc))
                 log.error("event_rejected", event_id=entry.id, kind=entry.kind, reason=str(exc))
                 continue
+            except Exception as exc:  # a bug: keep the event, and let the others through
+                attempts = entry.attempts + 1
+                delay = self.backoff.delay(attempts)
+                self.journal.retry_later(
+                    entry.id,
+                    attempts,
+                    self.clock.now() + timedelta(seconds=delay),
+                    f"unexpected {type(exc).__name__}: {exc}",
+                )
+                log.exception("event_error", event_id=entry.id, kind=entry.kind, delay=delay)
+                continue
             self.journal.mark_done(entry.id)
             self.store_ok = True
             self.last_error = ""

@@ -3,7 +3,7 @@ extra fields are kept and become template variables."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from dateutil import parser as dateparser
@@ -23,6 +23,11 @@ def normalise_email(value: object) -> str:
     return email
 
 
+# Times a funnel can mean; anything else is a typo or an attack (and year 1 or 9999 would
+# overflow when a sequence adds its offsets).
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+
+
 def parse_time(value: object) -> datetime:
     """An ISO 8601 time with a timezone (Z, +00:00, .000Z, ... as the senders vary)."""
     if isinstance(value, datetime):
@@ -36,6 +41,12 @@ def parse_time(value: object) -> datetime:
         raise ValueError("must be an ISO 8601 time string")
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no timezone; add Z or an offset like +00:00")
+    try:
+        year = parsed.astimezone(UTC).year
+    except OverflowError:  # year 1 at +14:00 is before year 1 in UTC
+        year = 0
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise ValueError(f"{value!r} is not a time between {EARLIEST_YEAR} and {LATEST_YEAR}")
     return parsed
 
 

@@ -47,6 +47,7 @@ class NotionStore:
         )
         self._contacts: dict[str, Contact] = {}
         self._just_missed: set[str] = set()
+        self._lease: tuple[str, str, datetime] | None = None  # page id, holder, until
 
     @property
     def clock(self) -> Clock:
@@ -312,25 +313,29 @@ class NotionStore:
 
     # The lease lives in the Templates database as an inactive row a person can read: who holds
     # the queue and until when. Notion has no conditional writes, so a claim is written, then
-    # read back after a moment, and kept only if it is still ours.
+    # read back after a moment, and kept only if it is still ours. A renewal while our lease
+    # still runs is one update: no other worker claims a lease that has not lapsed.
 
     def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
+        until = now + timedelta(seconds=ttl_seconds)
+        props = _lease_properties(holder, until)
+        held = self._lease
+        if held is not None and held[1] == holder and now < held[2]:
+            page_id = held[0]
+            self.gateway.call(
+                "update_lease",
+                "update",
+                lambda: self.client.pages.update(page_id=page_id, properties=props),
+            )
+            self._lease = (page_id, holder, until)
+            return None
+        self._lease = None
         page = self._template_page(LEASE_TEMPLATE_ID)
         if page is not None:
             lease = s.page_to_template(page)
             expires = _parse_lease_expiry(lease.text)
             if lease.html != holder and expires is not None and expires > now:
                 return f"{lease.html} (lease until {lease.text})"
-        until = now + timedelta(seconds=ttl_seconds)
-        props = s.template_properties(
-            Template(
-                LEASE_TEMPLATE_ID,
-                subject=f"notion-queue worker lease: do not edit ({holder} until {_iso(until)})",
-                html=holder,
-                text=_iso(until),
-                active=False,
-            )
-        )
         if page is None:
             self.gateway.call(
                 "create_lease",
@@ -350,13 +355,20 @@ class NotionStore:
         self.clock.sleep(1.0)  # let a rival's simultaneous claim land before reading back
         again = self._template_page(LEASE_TEMPLATE_ID)
         holder_now = s.page_to_template(again).html if again else ""
-        return None if holder_now == holder else f"{holder_now} (won the race for the lease)"
+        if again is None or holder_now != holder:
+            return f"{holder_now} (won the race for the lease)"
+        self._lease = (again["id"], holder, until)
+        return None
 
     def release_lease(self, holder: str) -> None:
-        page = self._template_page(LEASE_TEMPLATE_ID)
-        if page is None or s.page_to_template(page).html != holder:
-            return
-        page_id = page["id"]
+        held, self._lease = self._lease, None
+        if held is not None and held[1] == holder:
+            page_id = held[0]
+        else:
+            page = self._template_page(LEASE_TEMPLATE_ID)
+            if page is None or s.page_to_template(page).html != holder:
+                return
+            page_id = page["id"]
         props = {"Text Body": s.text(_iso(self.clock.now()))}  # expired now
         self.gateway.call(
             "update_lease",
@@ -370,11 +382,26 @@ class NotionStore:
         page = self._template_page(template_id)
         return s.page_to_template(page) if page else None
 
+    def all_templates(self) -> dict[str, Template]:
+        """One query for the whole Templates database (the worker's cache refresh). Where a
+        Template ID is on two rows, the older row wins, as in get_template."""
+        templates: dict[str, Template] = {}
+        for page in self._query(
+            self.templates_ds,
+            "query_templates",
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+        ):
+            template = s.page_to_template(page)
+            if template.template_id and template.template_id != LEASE_TEMPLATE_ID:
+                templates.setdefault(template.template_id, template)
+        return templates
+
     def _template_page(self, template_id: str) -> dict[str, Any] | None:
         for page in self._query(
             self.templates_ds,
             "query_templates",
             filter={"property": "Template ID", "title": {"equals": template_id}},
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
             page_size=1,
         ):
             return page
@@ -405,6 +432,18 @@ class NotionStore:
 
 
 LEASE_TEMPLATE_ID = "notion-queue-worker-lease"
+
+
+def _lease_properties(holder: str, until: datetime) -> dict[str, Any]:
+    return s.template_properties(
+        Template(
+            LEASE_TEMPLATE_ID,
+            subject=f"notion-queue worker lease: do not edit ({holder} until {_iso(until)})",
+            html=holder,
+            text=_iso(until),
+            active=False,
+        )
+    )
 
 
 def _parse_lease_expiry(text: str) -> datetime | None:

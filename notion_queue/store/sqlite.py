@@ -337,16 +337,13 @@ class SqliteStore:
 
     def get_template(self, template_id: str) -> Template | None:
         found = self._query("SELECT * FROM templates WHERE template_id = ?", (template_id,))
-        if not found:
-            return None
-        r = found[0]
-        return Template(
-            template_id=r["template_id"],
-            subject=r["subject"],
-            html=r["html_body"],
-            text=r["text_body"],
-            active=bool(r["active"]),
-        )
+        return _template(found[0]) if found else None
+
+    def all_templates(self) -> dict[str, Template]:
+        return {
+            r["template_id"]: _template(r)
+            for r in self._query("SELECT * FROM templates ORDER BY rowid")
+        }
 
     def upsert_template(self, template: Template) -> UpsertResult:
         existing = self.get_template(template.template_id)
@@ -366,6 +363,16 @@ class SqliteStore:
             ),
         )
         return "created" if existing is None else "updated"
+
+
+def _template(r: sqlite3.Row) -> Template:
+    return Template(
+        template_id=r["template_id"],
+        subject=r["subject"],
+        html=r["html_body"],
+        text=r["text_body"],
+        active=bool(r["active"]),
+    )
 
 
 def _row(r: sqlite3.Row) -> QueueRow:
