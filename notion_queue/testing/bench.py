@@ -4,12 +4,15 @@ baseline on the same fakes. Writes results.json and results.md.
 
 Scenarios (each on fresh fakes):
 - leads: N signups posted to the real server (a catalog whose lead_nurture steps are all due at
-  once), drained by the real worker: Notion requests per sent email against the floor of 2.4;
+  once), drained by the real worker: Notion requests per sent email against the floor of 2.4,
+  with each process's once-only requests (start-up, lease) counted apart;
 - drain: a backlog of due rows drained by the real worker, then the same backlog by the baseline
   loop: throughput against min(Notion rate, Resend rate), and send-side requests per email;
-- idle poll: `worker.py --once` over an empty queue and over K finished rows (request count);
-- lateness: rows scheduled a few seconds ahead while the worker idles: Sent At − Scheduled Time;
-- intake: fixed-rate webhook POSTs: latency p50/p99; peak RSS (VmHWM) of server and worker.
+- idle poll: a running worker over an empty queue and over K finished rows: requests per poll;
+- lateness: rows written while the worker idles, known a poll ahead (and, for contrast, written
+  less than a poll before they fall due): Sent At − Scheduled Time;
+- intake: fixed-rate webhook POSTs from a separate load process: latency p50/p99; peak RSS
+  (VmHWM) of server and worker.
 
 Seeding goes through the fake's in-process transport with its rate limit switched off; only the
 requests made while a scenario measures are counted.
