@@ -174,7 +174,7 @@ def cmd_enqueue(
     if anchor.tzinfo is None:
         raise ValueError("--at needs a timezone, e.g. 2025-12-03T14:00:00Z")
     first_name = variables.get("first_name", "")
-    contact = store.upsert_contact(
+    contact, _ = store.upsert_contact(
         ContactData(email=email, first_name=first_name or None, last_event=f"cli:{args.sequence}")
     )
     rows = expand(

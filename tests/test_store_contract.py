@@ -119,10 +119,10 @@ def test_rows_for_email_filter_by_sequence_and_status(store: QueueStore) -> None
 
 def test_contacts_are_created_then_updated_by_email(store: QueueStore) -> None:
     assert store.find_contact("sarah@example.com") is None
-    created = store.upsert_contact(
+    created, first = store.upsert_contact(
         ContactData(email="Sarah@Example.com", first_name="Sarah", business_name="Sarah's Salon")
     )
-    updated = store.upsert_contact(
+    updated, second = store.upsert_contact(
         ContactData(
             email="sarah@example.com",
             segment="CRITICAL",
@@ -139,6 +139,8 @@ def test_contacts_are_created_then_updated_by_email(store: QueueStore) -> None:
     assert updated.segment == "CRITICAL" and updated.assessment_score == 52.0
     assert updated.assessment_data == {"red_systems": 2} and updated.meeting_time == T0
     assert store.find_contact("sarah@example.com") == updated
+    again, third = store.upsert_contact(ContactData(email="sarah@example.com", segment="CRITICAL"))
+    assert (first, second, third) == ("created", "updated", "unchanged") and again == updated
 
 
 def test_templates_upsert_by_id(store: QueueStore) -> None:

@@ -68,15 +68,14 @@ class IntakeProcessor:
         applied = Applied()
         for message_id, state in plan.deliveries:
             self._record_delivery(message_id, state)
-        if plan.contact is None:
-            contact_id = None
-            known = None
-        else:
-            known = self.store.find_contact(plan.email)
-            contact_id = self.store.upsert_contact(plan.contact).id
+        contact_id = None
+        new_address = False
+        if plan.contact is not None:
+            contact, outcome = self.store.upsert_contact(plan.contact)
+            contact_id, new_address = contact.id, outcome == "created"
         # A first attempt at an address Notion has never seen, that only starts sequences, can
         # find no rows of it: skip the read. Exit rules always read (rows may exist by hand).
-        brand_new = known is None and entry.attempts == 0 and not (plan.cancels or plan.moves)
+        brand_new = new_address and entry.attempts == 0 and not (plan.cancels or plan.moves)
         needed = plan.starts or plan.cancels or plan.moves
         rows = [] if brand_new or not needed else self.store.rows_for_email(plan.email)
         mine = f"{entry.event_key}/"

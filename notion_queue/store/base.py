@@ -67,8 +67,10 @@ class QueueStore(Protocol):
 
     def find_contact(self, email: str) -> Contact | None: ...
 
-    def upsert_contact(self, data: ContactData) -> Contact:
-        """Create the contact, or update the fields the event tells (None leaves a field)."""
+    def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
+        """Create the contact, or update the fields the event tells (None leaves a field);
+        answers the contact and whether it was created (the address was new), updated or
+        left unchanged."""
         ...
 
     def unsubscribed_emails(self) -> set[str]:

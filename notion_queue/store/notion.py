@@ -46,7 +46,6 @@ class NotionStore:
             else None
         )
         self._contacts: dict[str, Contact] = {}
-        self._just_missed: set[str] = set()
         self._lease: tuple[str, str, datetime] | None = None  # page id, holder, until
 
     @property
@@ -207,7 +206,7 @@ class NotionStore:
     def find_contact(self, email: str) -> Contact | None:
         """The contact, from what this process already knows or else one query. (A contact
         edited by hand meanwhile is only re-read after a restart; the worker reads the
-        Unsubscribed boxes afresh every cycle.)"""
+        Unsubscribed boxes afresh at least once a minute while it sends.)"""
         email = email.strip().lower()
         if email in self._contacts:
             return self._contacts[email]
@@ -221,19 +220,14 @@ class NotionStore:
             contact = s.page_to_contact(page)
             self._contacts[email] = contact
             return contact
-        self._just_missed.add(email)
         return None
 
-    def upsert_contact(self, data: ContactData) -> Contact:
+    def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         email = data.email.strip().lower()
-        if email in self._just_missed:  # looked up a moment ago by the caller: not there
-            self._just_missed.discard(email)
-            known = None
-        else:
-            known = self.find_contact(email)
+        known = self.find_contact(email)
         props = _contact_properties(data, known)
         if known is not None and not props:
-            return known
+            return known, "unchanged"
         if known is None:
             props.setdefault("Name", s.title(_display_name(data) or email))
             props["Email"] = {"email": email}
@@ -255,7 +249,7 @@ class NotionStore:
                 found = self.find_contact(email)
                 if found is None:
                     raise MaybeWritten("Notion committed a contact that cannot be found yet")
-                return found
+                return found, "created"
         else:
             contact_id = known.id
             page = self.gateway.call(
@@ -265,7 +259,7 @@ class NotionStore:
             )
         contact = s.page_to_contact(page)
         self._contacts[email] = contact
-        return contact
+        return contact, "created" if known is None else "updated"
 
     def unsubscribed_emails(self) -> set[str]:
         return {

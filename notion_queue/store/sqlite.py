@@ -247,7 +247,7 @@ class SqliteStore:
         found = self._query("SELECT * FROM contacts WHERE email = ?", (email.strip().lower(),))
         return _contact(found[0]) if found else None
 
-    def upsert_contact(self, data: ContactData) -> Contact:
+    def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         email = data.email.strip().lower()
         with self._lock:
             existing = self.find_contact(email)
@@ -280,7 +280,9 @@ class SqliteStore:
             self._db.commit()
             contact = self.find_contact(email)
         assert contact is not None
-        return contact
+        if existing is None:
+            return contact, "created"
+        return contact, "unchanged" if contact == existing else "updated"
 
     def unsubscribed_emails(self) -> set[str]:
         return {r["email"] for r in self._query("SELECT email FROM contacts WHERE unsubscribed")}
