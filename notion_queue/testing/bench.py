@@ -376,6 +376,17 @@ def _first_queue_query(fakes: Fakes, since: int) -> int | None:
     return None
 
 
+def _worker_phases(
+    fakes: Fakes, start: int, stop: int
+) -> tuple[list[RecordedRequest], list[RecordedRequest], list[RecordedRequest]]:
+    """A worker's requests, from mark `start` (before it started) on, in three parts: its
+    start-up (data sources, lease claim) before its first poll, its work up to mark `stop`
+    (when it is told to stop), and its shutdown (lease release) after that."""
+    requests = fakes.notion.requests
+    first_poll = _first_queue_query(fakes, start) or stop
+    return requests[start:first_poll], requests[first_poll:stop], requests[stop:]
+
+
 def bench_leads(config: BenchConfig, workdir: Path) -> dict[str, Any]:
     """N signups through the real server; the real worker sends all 5 emails of each.
 
@@ -428,16 +439,9 @@ def bench_leads(config: BenchConfig, workdir: Path) -> dict[str, Any]:
             peaks = {"server": server.peak_kib, "worker": worker.peak_kib}
         wall = time.monotonic() - started
         requests = fakes.since(mark)
-        first_poll = _first_queue_query(fakes, worker_start) or worker_stop
-        once: list[RecordedRequest] = [
-            *fakes.notion.requests[mark:server_ready],
-            *fakes.notion.requests[worker_start:first_poll],
-            *fakes.notion.requests[worker_stop:],
-        ]
-        emails_cost = [
-            *fakes.notion.requests[server_ready:worker_start],
-            *fakes.notion.requests[first_poll:worker_stop],
-        ]
+        startup, sending, shutdown = _worker_phases(fakes, worker_start, worker_stop)
+        once = [*fakes.notion.requests[mark:server_ready], *startup, *shutdown]
+        emails_cost = [*fakes.notion.requests[server_ready:worker_start], *sending]
         sent = len(fakes.resend.sent)
         by_kind = _counts(emails_cost)
         total = len(requests)
@@ -493,12 +497,13 @@ def bench_drain(config: BenchConfig, workdir: Path) -> dict[str, Any]:
                 f"{n} rows drained",
                 0.5,
             )
+            stopping = fakes.mark()
         wall = time.monotonic() - started
         requests = fakes.since(mark)
+        startup, sending, shutdown = _worker_phases(fakes, mark, stopping)
         sent = len(fakes.resend.sent)
         rate = _send_rate([e.at for e in fakes.resend.sent])
         by_kind = _counts(requests)
-        startup = by_kind.get("retrieve_database", 0)
         result["notion_queue"] = {
             "sent": sent,
             "final_statuses": dict(fakes.statuses()),
@@ -507,7 +512,8 @@ def bench_drain(config: BenchConfig, workdir: Path) -> dict[str, Any]:
             "fraction_of_ceiling": _ratio(rate, config.ceiling),
             "notion_requests": len(requests),
             "requests_by_kind": by_kind,
-            "requests_per_email": round((len(requests) - startup) / sent, 3) if sent else None,
+            "once_per_process_requests": len(startup) + len(shutdown),
+            "requests_per_email": round(len(sending) / sent, 3) if sent else None,
             "notion_429": sum(1 for r in requests if r.status == 429),
             "resend_429": fakes.resend.count(429),
             "peak_rss_kib": worker.peak_kib,
@@ -675,10 +681,8 @@ def bench_idle(config: BenchConfig, workdir: Path) -> dict[str, Any]:
             window = fakes.mark()
             time.sleep(config.idle_window)
             steady = fakes.notion.requests[window : fakes.mark()]
-            first_poll = _first_queue_query(fakes, mark) or window
-            startup = fakes.notion.requests[mark:first_poll]
             stopping = fakes.mark()
-        shutdown = fakes.since(stopping)
+        startup, _, shutdown = _worker_phases(fakes, mark, stopping)
         count = polls(steady)
         per_poll = round(len(steady) / count, 3) if count else None
         base_mark = fakes.mark()
