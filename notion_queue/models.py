@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;:()\[\]\\]+@[^@\s<>\"',;:()\[\]\\]+\.[A-Za-z0-9-]{2,}$")
 MAX_EMAIL_LENGTH = 200  # Notion's limit for an email property
+
+
+def utc_text(value: datetime) -> str:
+    """A time as people read it in Error Messages: "2025-12-03 14:00 UTC" (in UTC, whatever
+    offset the sender gave it)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def is_valid_email(address: str) -> bool:

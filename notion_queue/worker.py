@@ -28,7 +28,7 @@ from notion_queue.errors import (
 )
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
-from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email
+from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email, utc_text
 from notion_queue.pacing import Backoff
 from notion_queue.render import RenderedEmail, render
 from notion_queue.store.base import QueueStore, RowNotFound
@@ -290,7 +290,7 @@ class Worker:
             return self._finish(
                 row,
                 Status.SKIPPED,
-                f"expired: its moment passed at {_human(row.expires_at)} before it could be sent",
+                f"expired: its moment passed at {utc_text(row.expires_at)} before it could be sent",
             )
         problem = self._row_problem(row)
         if problem:
@@ -438,7 +438,3 @@ class Worker:
 
 def _tag(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", value)[:256] or "none"
-
-
-def _human(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC")

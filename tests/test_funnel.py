@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -257,6 +257,29 @@ def test_calcom_booking_schedules_precall_prep_and_ends_five_day_and_noshow(funn
         }
     contact = funnel.store.find_contact("guest@example.com")
     assert contact is not None and contact.meeting_time == MEETING
+
+
+def test_a_booking_time_with_an_offset_is_told_in_utc(funnel: Funnel) -> None:
+    """Cal.com may send 15:30+01:00: the emails and the reasons must say 14:30 UTC."""
+    funnel.post("/webhook/christmas-assessment", {**ASSESSMENT, "email": "guest@example.com"})
+    booking = calcom_booking()
+    booking["startTime"] = MEETING.astimezone(timezone(timedelta(hours=1))).isoformat()
+
+    funnel.calcom("BOOKING_CREATED", booking)
+
+    precall = funnel.rows("guest@example.com", "precall_prep")
+    assert {r.variables()["meeting_time"] for r in precall} == {"Wednesday 10 December, 14:30 UTC"}
+    assert {r.scheduled_time for r in precall} == {
+        MEETING - timedelta(days=3),
+        MEETING - timedelta(days=1),
+        MEETING - timedelta(hours=2),
+    }
+    open_rows = [
+        r for r in funnel.rows("guest@example.com", "five_day") if r.status is not Status.SENT
+    ]
+    assert {r.error_message for r in open_rows} == {
+        "cancelled: call booked for 2025-12-10 14:30 UTC"
+    }
 
 
 def test_steps_already_past_when_the_booking_arrives_are_skipped(funnel: Funnel) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -33,7 +33,7 @@ from notion_queue.intake.plans import (
     StartSequence,
 )
 from notion_queue.logs import get_logger
-from notion_queue.models import ContactData
+from notion_queue.models import ContactData, utc_text
 
 log = get_logger(__name__)
 
@@ -63,12 +63,8 @@ class Handler:
         return self.ignore(payload) if self.ignore is not None else None
 
 
-def human(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def meeting_time_text(value: datetime) -> str:
-    return value.strftime("%A %d %B, %H:%M UTC").replace(" 0", " ")
+    return value.astimezone(UTC).strftime("%A %d %B, %H:%M UTC").replace(" 0", " ")
 
 
 # The website's endpoints
@@ -187,7 +183,9 @@ def plan_assessment(lead: WebsiteLead, received_at: datetime) -> Plan:
     return Plan(
         email=lead.email,
         contact=_lead_contact(lead, "christmas-assessment"),
-        cancels=(CancelSequences(("lead_nurture",), f"assessment completed {human(received_at)}"),),
+        cancels=(
+            CancelSequences(("lead_nurture",), f"assessment completed {utc_text(received_at)}"),
+        ),
         starts=(_start(lead, "five_day", sent_at),),
     )
 
@@ -212,7 +210,9 @@ def plan_onboarding(lead: WebsiteLead, received_at: datetime) -> Plan:
     return Plan(
         email=lead.email,
         contact=_lead_contact(lead, "onboarding-start"),
-        cancels=(CancelSequences(("postcall_maybe",), f"onboarding started {human(received_at)}"),),
+        cancels=(
+            CancelSequences(("postcall_maybe",), f"onboarding started {utc_text(received_at)}"),
+        ),
         starts=(_start(lead, "onboarding", received_at),),
     )
 
@@ -229,7 +229,7 @@ def _booking_start(
     variables = {k: v for k, v in variables.items() if v not in (None, "")}
     return (
         StartSequence("precall_prep", start, first_name=first_name, variables=variables),
-        CancelSequences(BOOKING_CANCELS, f"call booked for {human(start)}"),
+        CancelSequences(BOOKING_CANCELS, f"call booked for {utc_text(start)}"),
     )
 
 
@@ -281,7 +281,9 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime) -> Plan:
             contact,
             moves=(
                 MoveSequence(
-                    "precall_prep", booking.startTime, f"call moved to {human(booking.startTime)}"
+                    "precall_prep",
+                    booking.startTime,
+                    f"call moved to {utc_text(booking.startTime)}",
                 ),
             ),
             starts=(start,),
@@ -330,7 +332,7 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime) -> Plan:
         )
         if invitee.old_invitee:
             move = MoveSequence(
-                "precall_prep", event.start_time, f"call moved to {human(event.start_time)}"
+                "precall_prep", event.start_time, f"call moved to {utc_text(event.start_time)}"
             )
             return Plan(invitee.email, contact, moves=(move,), starts=(start,))
         return Plan(invitee.email, contact, starts=(start,), cancels=(cancel,))

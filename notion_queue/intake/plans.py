@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from notion_queue.models import ContactData, NewRow, Status
+from notion_queue.models import ContactData, NewRow, Status, utc_text
 from notion_queue.sequences import Catalog
 
 
@@ -75,7 +75,7 @@ def expand(
             status, sent_at, note = Status.SENT, start.anchor, "sent by the website"
         elif sequence.expires_at_anchor and when < now:
             status = Status.SKIPPED
-            note = f"skipped: booked too late for this reminder (it was due {_human(when)})"
+            note = f"skipped: booked too late for this reminder (it was due {utc_text(when)})"
         rows.append(
             NewRow(
                 email=email,
@@ -94,7 +94,3 @@ def expand(
             )
         )
     return rows
-
-
-def _human(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC")
