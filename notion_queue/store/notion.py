@@ -124,7 +124,7 @@ class NotionStore:
             filter={
                 "and": [
                     {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
-                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": _iso(until)}},
+                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
                 ]
             },
             # Oldest first within a second, so ties go out in the order they were queued.
@@ -363,7 +363,7 @@ class NotionStore:
             if page is None or s.page_to_template(page).html != holder:
                 return
             page_id = page["id"]
-        props = {"Text Body": s.text(_iso(self.clock.now()))}  # expired now
+        props = {"Text Body": s.text(s.iso(self.clock.now()))}  # expired now
         self.gateway.call(
             "update_lease",
             "update",
@@ -432,9 +432,9 @@ def _lease_properties(holder: str, until: datetime) -> dict[str, Any]:
     return s.template_properties(
         Template(
             LEASE_TEMPLATE_ID,
-            subject=f"notion-queue worker lease: do not edit ({holder} until {_iso(until)})",
+            subject=f"notion-queue worker lease: do not edit ({holder} until {s.iso(until)})",
             html=holder,
-            text=_iso(until),
+            text=s.iso(until),
             active=False,
         )
     )
@@ -446,10 +446,6 @@ def _parse_lease_expiry(text: str) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _display_name(data: ContactData) -> str:

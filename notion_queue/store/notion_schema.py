@@ -151,13 +151,17 @@ def title(value: str) -> dict[str, Any]:
     return {"title": [{"text": {"content": value[:MAX_TEXT]}}]}
 
 
+def iso(value: datetime) -> str:
+    """Notion's form of a time: UTC, to the millisecond, with Z."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def date(value: datetime | None) -> dict[str, Any]:
     if value is None:
         return {"date": None}
     if value.tzinfo is None:
         raise ValueError("naive datetime: every time in the queue must carry a timezone")
-    iso = value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {"date": {"start": iso}}
+    return {"date": {"start": iso(value)}}
 
 
 def select(value: str | None) -> dict[str, Any]:
