@@ -294,3 +294,22 @@ def test_rows_falling_due_seconds_apart_cost_one_query_each_and_one_update(
     assert world.fake.count("update_page") == 3
     # Three wake-up queries; the Unsubscribed boxes and the templates read once (fresh enough).
     assert world.fake.count("query") == 3 + 1 + 1
+
+
+def test_a_lease_create_that_fails_unsure_is_settled_by_the_read_back(clock: FakeClock) -> None:
+    """A worker's very first start creates the lease row; a 500 or a timeout on that create
+    used to end the start-up (exit 2) instead of finding out whether it was saved."""
+    world = make_notion_world(clock)
+    world.fake.fail_next("create_page", status=500)  # not saved
+    assert world.store.claim_lease("worker A", T0, 900.0) is None
+
+    other = make_notion_world(clock)
+    other.fake.fail_next("create_page", timeout=True, commit=True)  # saved, answer lost
+    assert other.store.claim_lease("worker A", T0, 900.0) is None
+
+    for w in (world, other):
+        titles = [
+            page["properties"]["Template ID"]["title"][0]["plain_text"]
+            for page in w.fake.pages(w.store.templates_ds)
+        ]
+        assert titles == ["notion-queue-worker-lease"]

@@ -6,6 +6,7 @@ Database ids (what users copy from Notion URLs) are resolved to their data sourc
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from notion_client import Client
 
 from notion_queue.clock import Clock
-from notion_queue.errors import ConfigError, MaybeWritten, NotionQueueError
+from notion_queue.errors import ConfigError, MaybeWritten, NotionQueueError, RetryableError
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
 from notion_queue.store import notion_schema as s
@@ -324,35 +325,41 @@ class NotionStore:
             self._lease = (page_id, holder, until)
             return None
         self._lease = None
-        page = self._template_page(LEASE_TEMPLATE_ID)
-        if page is not None:
-            lease = s.page_to_template(page)
-            expires = _parse_lease_expiry(lease.text)
-            if lease.html != holder and expires is not None and expires > now:
-                return f"{lease.html} (lease until {lease.text})"
-        if page is None:
-            self.gateway.call(
-                "create_lease",
-                "create",
-                lambda: self.client.pages.create(
-                    parent={"type": "data_source_id", "data_source_id": self.templates_ds},
-                    properties=props,
-                ),
-            )
-        else:
-            page_id = page["id"]
-            self.gateway.call(
-                "update_lease",
-                "update",
-                lambda: self.client.pages.update(page_id=page_id, properties=props),
-            )
-        self.clock.sleep(1.0)  # let a rival's simultaneous claim land before reading back
-        again = self._template_page(LEASE_TEMPLATE_ID)
-        holder_now = s.page_to_template(again).html if again else ""
-        if again is None or holder_now != holder:
-            return f"{holder_now} (won the race for the lease)"
-        self._lease = (again["id"], holder, until)
-        return None
+        for _ in range(LEASE_CLAIM_ATTEMPTS):
+            page = self._template_page(LEASE_TEMPLATE_ID)
+            if page is not None:
+                lease = s.page_to_template(page)
+                expires = _parse_lease_expiry(lease.text)
+                if lease.html != holder and expires is not None and expires > now:
+                    return f"{lease.html} (lease until {lease.text})"
+            if page is None:
+                with contextlib.suppress(MaybeWritten):  # the read-back tells if it was saved
+                    self.gateway.call(
+                        "create_lease",
+                        "create",
+                        lambda: self.client.pages.create(
+                            parent={"type": "data_source_id", "data_source_id": self.templates_ds},
+                            properties=props,
+                        ),
+                    )
+            else:
+                self.gateway.call(
+                    "update_lease",
+                    "update",
+                    lambda lease_id=page["id"]: self.client.pages.update(  # type: ignore[misc]
+                        page_id=lease_id, properties=props
+                    ),
+                )
+            self.clock.sleep(1.0)  # let a rival's simultaneous claim land before reading back
+            again = self._template_page(LEASE_TEMPLATE_ID)
+            if again is None:
+                continue  # our create was not saved: claim again
+            holder_now = s.page_to_template(again).html
+            if holder_now != holder:
+                return f"{holder_now} (won the race for the lease)"
+            self._lease = (again["id"], holder, until)
+            return None
+        raise RetryableError("Notion did not save the queue's lease; try again")
 
     def release_lease(self, holder: str) -> None:
         held, self._lease = self._lease, None
@@ -426,6 +433,7 @@ class NotionStore:
 
 
 LEASE_TEMPLATE_ID = "notion-queue-worker-lease"
+LEASE_CLAIM_ATTEMPTS = 3
 
 
 def _lease_properties(holder: str, until: datetime) -> dict[str, Any]:
