@@ -3,13 +3,15 @@ app refused it (size, signature, JSON, validation, content type, rate limit, an 
 off), so `journalctl ... | grep event_rejected` finds them all.
 
 The line carries the endpoint, the status and the reason the caller was told (our own message,
-capped), never the body. `stage="request"` tells it from the drainer's `event_rejected`, which
+capped), never the body: a 422's reason names the field and the problem, and the quoted value
+the caller sent (`'x' is not a valid email address`) is left out. `stage="request"` tells it from the drainer's `event_rejected`, which
 is about a journaled event that cannot be applied (it carries `event_id` and `kind` instead).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +21,7 @@ log = get_logger("notion_queue.server")
 WEBHOOK_PREFIX = "/webhook/"
 MAX_REASON = 200
 NO_SUCH_ENDPOINT = "no such endpoint (unknown, or off in these settings)"
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")  # a repr() of what was sent
 
 
 def rejection_reason(status: int, body: bytes) -> str:
@@ -29,7 +32,7 @@ def rejection_reason(status: int, body: bytes) -> str:
         data = None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, str):
-        return error[:MAX_REASON]
+        return (_QUOTED.sub("…", error) if status == 422 else error)[:MAX_REASON]
     if status == 404:
         return NO_SUCH_ENDPOINT
     return body[:MAX_REASON].decode("utf-8", "replace") or f"HTTP {status}"

@@ -42,7 +42,8 @@ def relative_links(document: str) -> list[str]:
         link
         for inline, reference in MARKDOWN_LINK.findall(text)
         if (link := inline or reference)
-        and not re.match(r"[a-z][a-z0-9+.-]*:", link) and not link.startswith("#")
+        and not re.match(r"[a-z][a-z0-9+.-]*:", link)
+        and not link.startswith("#")
     ]
 
 

@@ -62,6 +62,12 @@ MARKER = "hostile-body-marker-7f3a"
         (b"{not json " + MARKER.encode(), None, 400, "body is not valid JSON"),
         (b'["' + MARKER.encode() + b'"]', None, 400, "body must be a JSON object"),
         (b'{"first_name": "' + MARKER.encode() + b'"}', None, 422, "email: Field required"),
+        (
+            b'{"email": "' + MARKER.encode() + b'@"}',
+            None,
+            422,
+            "email: … is not a valid email address",
+        ),
         (b'{"x": "' + MARKER.encode() * 3000 + b'"}', None, 413, "body is larger than 64 KiB"),
     ],
 )
