@@ -8,11 +8,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit soak bench clean
 
+# The first run installs for about a minute: say so, and let pip show each package it fetches.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Installing notion-queue and its dependencies into $(VENV) (first run only, about a minute)…"
+	@echo "[1/3] creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "[2/3] upgrading pip"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@echo "[3/3] installing the pinned dependencies (constraints.txt) and notion-queue"
+	$(PY) -m pip install -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+	@echo "Installed. Later runs start at once (until pyproject.toml or constraints.txt change)."
 
 run: $(STAMP)
 	$(PY) scripts/run_local.py

@@ -24,6 +24,7 @@ from notion_queue.intake.handlers import HANDLERS, Handler
 from notion_queue.intake.journal import Journal
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.rejections import LogRejectedWebhooks
 from notion_queue.settings import WORKER_STATUS_FILE, Settings
 from notion_queue.signatures import (
     verify_calcom_signature,
@@ -207,7 +208,7 @@ def create_app(
                 drainer.stop()
             log.info("server_stopped")
 
-    middleware = []
+    middleware = [Middleware(LogRejectedWebhooks)]  # outermost: sees every 4xx of /webhook/
     if settings.cors_origins:
         middleware.append(
             Middleware(

@@ -3,10 +3,13 @@
 notion-queue status                       counts by status and sequence, next due, failures
 notion-queue pause EMAIL / resume EMAIL   hold or release an address's queued rows
 notion-queue cancel EMAIL [--sequence S]  end an address's open rows
-notion-queue retry-failed [--since DATE]  set failed rows back to queued
-notion-queue enqueue SEQUENCE --email E [--var k=v ...]
+notion-queue retry-failed [--since WHEN]  set failed rows back to queued
+notion-queue enqueue SEQUENCE --email E [--var k=v ...] [--force]
 notion-queue preview TEMPLATE --email E [--var k=v ...] [--html FILE]
 notion-queue templates check              render every template with the seeds' payloads
+
+Each command first says which store it read. Exit codes: 0 done, 1 the command failed,
+2 a configuration error or a name or date it does not know (the message lists what it knows).
 """
 
 from __future__ import annotations
@@ -16,26 +19,81 @@ import secrets
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dateutil import parser as dateparser
 
+from notion_queue.cli_dates import ACCEPTED, parse_since
 from notion_queue.clock import Clock, SystemClock
 from notion_queue.errors import NotionQueueError
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.plans import StartSequence, expand
+from notion_queue.intake.processor import already_running
 from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, RowUpdate, Status
 from notion_queue.render import render
 from notion_queue.settings import Settings, load_settings
 from notion_queue.store.base import QueueStore
+from notion_queue.store.sqlite import SqliteStore
 from notion_queue.template_check import check_templates
 from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
 
 Out = Callable[[str], None]
+
+
+class UsageError(Exception):
+    """The command line names a sequence, template or moment that does not exist: exit 2."""
+
+
+def describe_store(settings: Settings, *, creates: bool = False) -> str:
+    """The one line every command starts with, so nobody reads an empty queue by mistake."""
+    if settings.queue_backend == "notion":
+        return f"Store: Notion database {settings.notion_email_queue_db_id}"
+    path = settings.sqlite_path.resolve()
+    line = f"Store: SQLite queue {path}"
+    if path.exists():
+        return line
+    if creates:
+        return f"{line} (does not exist yet: creating it)"
+    return f"{line} (does not exist yet: SQLITE_PATH must name the queue file the server and worker use)"
+
+
+def open_store(settings: Settings, clock: Clock, *, creates: bool) -> QueueStore:
+    """A queue file that does not exist reads as empty and stays absent, unless the command
+    writes rows (enqueue)."""
+    if settings.queue_backend == "sqlite" and not creates and not settings.sqlite_path.exists():
+        return SqliteStore(":memory:")
+    return build_store(settings, clock)
+
+
+def check_arguments(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
+    """Names and dates are checked before any store is opened, and each refusal lists what
+    is accepted."""
+    sequence = getattr(args, "sequence", None)
+    if sequence is not None:
+        catalog = build_catalog(settings)
+        if sequence not in catalog.sequences:
+            raise UsageError(
+                f"sequence {sequence!r} is not in the catalog; the sequences are: "
+                + ", ".join(catalog.sequences)
+            )
+    args.since_time = None
+    if getattr(args, "since", None) is not None:
+        try:
+            args.since_time = parse_since(args.since, clock.now())
+        except ValueError:
+            raise UsageError(
+                f"--since {args.since!r} is not a moment it reads; use {ACCEPTED}"
+            ) from None
+
+
+def known_templates(store: QueueStore) -> list[str]:
+    """What preview can render: the packaged templates and the active ones in the store."""
+    stored = {t.template_id for t in store.all_templates().values() if t.active}
+    return sorted(stored | set(load_packaged_templates()))
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
@@ -141,11 +199,7 @@ def cmd_cancel(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespa
 
 
 def cmd_retry_failed(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
-    since: datetime | None = None
-    if args.since:
-        since = dateparser.isoparse(args.since)
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
+    since: datetime | None = args.since_time
     rows = [
         r
         for r in store.all_rows()
@@ -166,13 +220,17 @@ def cmd_enqueue(
     store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
 ) -> int:
     catalog = build_catalog(settings)
-    catalog[args.sequence]  # a clear error for an unknown sequence
     email = normalise_email(args.email)
     variables = _parse_vars(args.var)
     now = clock.now()
     anchor = dateparser.isoparse(args.at) if args.at else now
     if anchor.tzinfo is None:
         raise ValueError("--at needs a timezone, e.g. 2025-12-03T14:00:00Z")
+    if not args.force and already_running(catalog, store.rows_for_email(email), args.sequence):
+        raise NotionQueueError(
+            f"{args.sequence} is already running for {email}, so nothing was enqueued "
+            "(a webhook would not start it again either); add --force to start a second run"
+        )
     first_name = variables.get("first_name", "")
     contact, _ = store.upsert_contact(
         ContactData(email=email, first_name=first_name or None, last_event=f"cli:{args.sequence}")
@@ -198,6 +256,11 @@ def cmd_preview(
 ) -> int:
     catalog = build_catalog(settings)
     email = normalise_email(args.email)
+    known = known_templates(store)
+    if args.template not in known:
+        raise UsageError(
+            f"template {args.template!r} does not exist; the templates are: " + ", ".join(known)
+        )
     source = TemplateSource(store, clock, cache_seconds=0)
     template = source.get(args.template)
     variables: dict[str, Any] = {**catalog.variables, **_parse_vars(args.var), "email": email}
@@ -240,12 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--sequence")
     p = sub.add_parser("retry-failed", help="set failed rows back to queued")
-    p.add_argument("--since", help="only rows scheduled on or after this date")
+    p.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only rows scheduled on or after this moment: today, yesterday, 3d, 12h (ago), "
+        "or an ISO date or time such as 2025-12-01 (without a zone: UTC)",
+    )
     p = sub.add_parser("enqueue", help="start a sequence for an address by hand")
     p.add_argument("sequence")
     p.add_argument("--email", required=True)
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--at", help="the anchor time (default now; a meeting's start for precall_prep)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start the sequence even if it is already running for the address",
+    )
     p = sub.add_parser("preview", help="render a template for an address")
     p.add_argument("template")
     p.add_argument("--email", required=True)
@@ -265,10 +338,14 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
         configure_logging(settings.log_format, "warning", settings.secrets())
         if args.command == "templates":
             return cmd_templates_check(out, settings)
-        store = build_store(settings, clock)
-    except NotionQueueError as exc:
+        check_arguments(args, settings, clock)
+        creates = args.command == "enqueue"
+        store_line = describe_store(settings, creates=creates)
+        store = open_store(settings, clock, creates=creates)
+    except (NotionQueueError, UsageError) as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2
+    out(store_line)
     commands: dict[str, Callable[..., int]] = {
         "status": cmd_status,
         "pause": cmd_pause,
@@ -282,6 +359,9 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
         if args.command == "enqueue":
             return cmd_enqueue(store, clock, out, args, settings)
         return cmd_preview(store, clock, out, args, settings)
+    except UsageError as exc:
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 2
     except (NotionQueueError, ValueError) as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 1

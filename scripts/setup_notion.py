@@ -13,6 +13,10 @@ import re
 import sys
 from pathlib import Path
 
+import httpx
+from notion_client import APIResponseError
+from notion_client.errors import HTTPResponseError, RequestTimeoutError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from notion_queue.clock import SystemClock
@@ -30,6 +34,38 @@ def page_id_from(text: str) -> str:
     if not match:
         raise ValueError(f"{text!r} does not end in a Notion page id")
     return match.group(1).replace("-", "")
+
+
+SHARE = "open the page in Notion, ••• → Connections → add the integration"
+
+
+def parent_page_problem(gateway: NotionGateway, parent: str) -> str | None:
+    """Read the parent page once before creating anything: Notion answers 401 unauthorized to a
+    token it does not know, 403 restricted_resource to an integration without the capability,
+    and 404 object_not_found for a page not shared with the integration; each has its own fix.
+    Anything else (429, 5xx, network) is left to the setup's own retries."""
+    try:
+        gateway.client.pages.retrieve(page_id=parent)
+    except APIResponseError as exc:
+        if exc.status == 401:
+            return (
+                "Notion refused NOTION_TOKEN (401 unauthorized): copy the integration's secret "
+                "again from notion.so/profile/integrations, then share the parent page with the "
+                f"integration ({SHARE})"
+            )
+        if exc.status == 403:
+            return (
+                "Notion refused the integration (403 restricted_resource): give it the Read, "
+                "Update and Insert content capabilities at notion.so/profile/integrations"
+            )
+        if exc.status == 404:
+            return (
+                f"Notion cannot see the parent page {parent} (404 object_not_found): share it "
+                f"with the integration ({SHARE}), and check the page id or URL"
+            )
+    except (RequestTimeoutError, HTTPResponseError, httpx.TransportError):
+        pass
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     gateway = NotionGateway(build_client(token, base_url), SystemClock())
     setup = NotionSetup(gateway, progress=lambda message: print(f"… {message}", flush=True))
     try:
+        problem = parent_page_problem(gateway, parent)
+        if problem:
+            print(f"setup_notion: {problem}", file=sys.stderr)
+            return 2
         report = setup.run(parent, with_analytics=args.with_analytics)
     except NotionQueueError as exc:
         print(f"setup_notion: {exc}", file=sys.stderr)

@@ -178,7 +178,7 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     unknown = cli(tmp_path, "enqueue", "no_such_sequence", "--email", "a@example.com")
     bad_email = cli(tmp_path, "pause", "not-an-address")
     assert (
-        unknown.returncode == 1
+        unknown.returncode == 2
         and "sequence 'no_such_sequence' is not in the catalog" in unknown.stderr
     )
     assert (
@@ -200,7 +200,8 @@ def test_cli_preview_renders_a_template(tmp_path: Path) -> None:
         str(tmp_path / "p.html"),
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Subject: Your results are in, Sarah")
+    assert result.stdout.startswith("Store: SQLite queue ")
+    assert result.stdout.splitlines()[1] == "Subject: Your results are in, Sarah"
     assert "<p>Hi Sarah,</p>" in (tmp_path / "p.html").read_text()
 
 

@@ -40,6 +40,23 @@ from notion_queue.store.base import QueueStore
 log = get_logger(__name__)
 
 
+def already_running(
+    catalog: Catalog, rows: list[QueueRow], sequence: str, *, ignore: str = ""
+) -> bool:
+    """Never two runs of one sequence for one address: a lead who signs up twice gets one
+    lead_nurture (a meeting's reminders are per meeting, so they always start). Rows whose
+    Dedupe Key starts with `ignore` (this very event's, on a retry) do not count. The
+    webhooks and `notion-queue enqueue` both follow this rule."""
+    if catalog[sequence].anchor == "meeting_start":
+        return False
+    return any(
+        row.sequence == sequence
+        and row.status in ACTIVE_STATUSES
+        and not (ignore and row.dedupe_key.startswith(ignore))
+        for row in rows
+    )
+
+
 @dataclass
 class Applied:
     created: int = 0
@@ -134,16 +151,7 @@ class IntakeProcessor:
             self.store.update_row(row.id, RowUpdate(delivery=state))
 
     def _already_running(self, rows: list[QueueRow], start: StartSequence, mine: str) -> bool:
-        """Never two runs of one sequence for one address: a lead who signs up twice gets one
-        lead_nurture. Rows from this very event (a retry) do not count."""
-        if self.catalog[start.sequence].anchor == "meeting_start":
-            return False
-        return any(
-            row.sequence == start.sequence
-            and row.status in ACTIVE_STATUSES
-            and not row.dedupe_key.startswith(mine)
-            for row in rows
-        )
+        return already_running(self.catalog, rows, start.sequence, ignore=mine)
 
     def _cancel(self, rows: list[QueueRow], rule: CancelSequences, mine: str) -> int:
         statuses = {Status.QUEUED} if rule.hold else ACTIVE_STATUSES
