@@ -71,6 +71,7 @@ _ROUTES = [
         ("GET", r"/v1/blocks/([^/]+)/children", "list_children"),
         ("GET", r"/v1/views", "list_views"),
         ("POST", r"/v1/views", "create_view"),
+        ("GET", r"/v1/views/([^/]+)", "retrieve_view"),
     )
 ]
 KINDS = (*(kind for _, _, kind in _ROUTES), "other")  # RecordedRequest.kind
@@ -392,6 +393,8 @@ class FakeNotion:
             return self._list_children(args[0], params)
         if kind == "list_views":
             return self._list_views(params)
+        if kind == "retrieve_view":
+            return self._view(args[0])
         return self._create_view(body)
 
     def _body(self, request: httpx.Request) -> dict[str, Any]:
@@ -577,6 +580,17 @@ class FakeNotion:
         """A marketer deleting (or restoring) a row in the Notion UI."""
         with self._lock:
             self._update_page(page_id, {"in_trash": in_trash})
+
+    def views(self, database_id: str) -> list[dict[str, Any]]:
+        """Every view of a database, as retrieve-view answers it, in creation order."""
+        with self._lock:
+            return deepcopy(self._database(database_id).views)
+
+    def delete_view(self, view_id: str) -> None:
+        """A marketer deleting a view in the Notion UI."""
+        with self._lock:
+            view = self._view(view_id)
+            self._database(view["parent"]["database_id"]).views.remove(view)
 
     def data_source(self, data_source_id: str) -> dict[str, Any]:
         with self._lock:
@@ -1318,7 +1332,16 @@ class FakeNotion:
         response["results"] = chunk
         return response
 
+    def _view(self, view_id: str) -> dict[str, Any]:
+        wanted = _normalise_id(view_id)
+        for db in self._databases.values():
+            for view in db.views:
+                if view["id"] == wanted:
+                    return view
+        raise self._not_found("view", view_id)
+
     def _list_views(self, params: httpx.QueryParams) -> dict[str, Any]:
+        """View references only ({object, id}), as Notion answers: a name needs a retrieve."""
         views: list[dict[str, Any]]
         if params.get("database_id"):
             views = self._database(params["database_id"]).views
@@ -1334,7 +1357,7 @@ class FakeNotion:
         response, chunk = self._list(
             scope, views, [v["id"] for v in views], params.get("start_cursor"), size, "view"
         )
-        response["results"] = chunk
+        response["results"] = [{"object": "view", "id": v["id"]} for v in chunk]
         return response
 
     def _create_view(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -1347,13 +1370,20 @@ class FakeNotion:
         if body.get("filter") not in (None, {}):
             self._compile(ds, body["filter"], 0, "body.filter")
         self._sort_keys(ds, body.get("sorts") or [])
+        view_id = self._new_id()
+        now = _minute(self.clock.now())
         view = {
             "object": "view",
-            "id": self._new_id(),
+            "id": view_id,
             "parent": {"type": "database_id", "database_id": db.id},
-            "data_source_id": ds.id,
             "name": str(body.get("name", "")),
             "type": body["type"],
+            "created_time": now,
+            "last_edited_time": now,
+            "url": f"https://app.notion.com/p/{db.id.replace('-', '')}?v={view_id.replace('-', '')}",
+            "data_source_id": ds.id,
+            "created_by": {"object": "user", "id": BOT_USER_ID},
+            "last_edited_by": {"object": "user", "id": BOT_USER_ID},
             "filter": deepcopy(body.get("filter")),
             "sorts": deepcopy(body.get("sorts")),
         }
