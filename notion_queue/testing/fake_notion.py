@@ -154,6 +154,7 @@ class _Fault:
     timeout: bool
     html: bool
     retry_after: int | None
+    rate_limit_reason: str | None = None  # a 429's additional_data.rate_limit_reason
 
 
 @dataclass
@@ -438,13 +439,17 @@ class FakeNotion:
         timeout: bool = False,
         html: bool = False,
         retry_after: int | None = None,
+        rate_limit_reason: str | None = None,
     ) -> None:
-        """The next `times` API requests of `kind` (None: any) fail (see the module docstring)."""
+        """The next `times` API requests of `kind` (None: any) fail (see the module docstring).
+        A 429 names its `rate_limit_reason` (default: the per-connection limit)."""
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}; one of {KINDS}")
         with self._lock:
             self._faults.append(
-                _Fault(kind, status, code, times, commit, timeout, html, retry_after)
+                _Fault(
+                    kind, status, code, times, commit, timeout, html, retry_after, rate_limit_reason
+                )
             )
 
     def random_faults(
@@ -518,11 +523,12 @@ class FakeNotion:
                 fault.status, headers={"Content-Type": "text/html", **headers}, content=page
             )
         additional: dict[str, Any] = {}
-        if fault.status == 429 and fault.retry_after is not None:
-            additional = {
-                "rate_limit_reason": "public_api_request_rate_limit",
-                "retry_after": str(fault.retry_after),
-            }
+        if fault.status == 429:
+            additional["rate_limit_reason"] = (
+                fault.rate_limit_reason or "public_api_request_rate_limit"
+            )
+            if fault.retry_after is not None:
+                additional["retry_after"] = str(fault.retry_after)
         if committed is not None and fault.status == 503:
             additional["retry_guidance"] = [
                 "Read the object again to check whether the write was saved",
