@@ -129,6 +129,11 @@ def _invalid(message: str) -> NotionError:
     return NotionError(400, "validation_error", message)
 
 
+def _length(value: str) -> int:
+    """A string's length as Notion (JavaScript) counts it: UTF-16 code units, an emoji is two."""
+    return len(value.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _too_long(where: str, limit: int, actual: int) -> NotionError:
     return _invalid(
         f"body failed validation: {where}.length should be ≤ `{limit}`, instead was `{actual}`."
@@ -684,10 +689,10 @@ class FakeNotion:
                 )
             content, link = text["content"], text.get("link")
             url = link.get("url") if isinstance(link, dict) else None
-            if len(content) > 2000:
-                raise _too_long(f"{where}[{i}].text.content", 2000, len(content))
-            if url is not None and (not isinstance(url, str) or len(url) > 2000):
-                raise _too_long(f"{where}[{i}].text.link.url", 2000, len(str(url)))
+            if _length(content) > 2000:
+                raise _too_long(f"{where}[{i}].text.content", 2000, _length(content))
+            if url is not None and (not isinstance(url, str) or _length(url) > 2000):
+                raise _too_long(f"{where}[{i}].text.link.url", 2000, _length(str(url)))
             items.append(_rich_text(content, url, item.get("annotations")))
         return items
 
@@ -715,8 +720,8 @@ class FakeNotion:
         if kind in STRINGS:
             if raw is not None and not isinstance(raw, str):
                 raise _invalid(f"{name} is expected to be {kind}.")
-            if raw is not None and len(raw) > STRINGS[kind]:
-                raise _too_long(here, STRINGS[kind], len(raw))
+            if raw is not None and _length(raw) > STRINGS[kind]:
+                raise _too_long(here, STRINGS[kind], _length(raw))
             return raw or None
         if kind == "number":
             if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
