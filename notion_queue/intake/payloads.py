@@ -155,7 +155,6 @@ class CalendlyNoShow(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     uri: str
-    created_at: OptionalTime = None
 
 
 class CalendlyInvitee(BaseModel):
