@@ -374,3 +374,16 @@ def test_an_event_arriving_while_notion_blocks_the_integration_is_kept_not_rejec
         drainer.drain_once()
         clock.advance(60)
     assert len(world.store.rows_for_email("lead@example.com")) == 5
+
+
+def test_a_429_without_notions_json_body_is_waited_out_too(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    row = world.store.add_row(new_row())
+    world.fake.fail_next("update_page", status=429, code="rate_limited", html=True, retry_after=4)
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary["sent"] == 1 and world.store.get_row(row.id).status is Status.SENT
+    assert 4.0 in clock.slept
