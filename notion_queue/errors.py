@@ -2,13 +2,14 @@
 
 NotionQueueError
  ├── ConfigError          settings, catalog or schema are wrong: the process cannot start
- ├── RetryableError       try the same thing again later (429, 5xx, timeout, network)
+ ├── RetryableError       try the same thing again later (any 429 or 529, 5xx, timeout, network)
  │    ├── RateLimited     ... after `retry_after` seconds
  │    └── MaybeWritten    a write may have happened: look before writing again
  ├── PermanentError       this row will never work as it is: fail it with the message
  │    ├── RenderError     a template variable has no value, or the template is broken
  │    └── TemplateNotFound
- └── AccountError         the account is broken (bad key, unverified domain, quota):
+ └── AccountError         the account is broken (bad key, unverified domain, quota, Notion's
+                          429 public_api_request_blocked):
                           stop sending, fail no row, resume when a probe succeeds
 """
 

@@ -25,6 +25,7 @@ class SetupReport:
     data_source_ids: dict[str, str] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # databases this run made
 
     def env_lines(self) -> list[str]:
         names = {
@@ -133,6 +134,7 @@ class NotionSetup:
                     f"Notion created {title} but did not answer; run the setup again"
                 )
             report.changes.append(f"created {title}")
+            report.created.append(title)
         else:
             db = self._call(
                 "retrieve_database",
@@ -195,19 +197,19 @@ class NotionSetup:
     def _ensure_views(self, report: SetupReport) -> None:
         database_id = report.database_ids[EMAIL_QUEUE]
         data_source_id = report.data_source_ids[EMAIL_QUEUE]
+        wanted = _views()
         try:
-            listed = self._call(
-                "list_views",
-                "read",
-                lambda: self.client.views.list(database_id=database_id, page_size=100),
+            have = (
+                set()
+                if EMAIL_QUEUE in report.created  # a new database has none of ours yet
+                else self._view_names(database_id, {v["name"] for v in wanted})
             )
         except PermanentError as exc:
             report.notes.append(
                 f"saved views not created ({exc}); add Due next, Failed and Paused by hand"
             )
             return
-        have = {v.get("name") for v in listed.get("results", [])}
-        for view in _views():
+        for view in wanted:
             if view["name"] in have:
                 continue
             self.progress(f"adding view {view['name']}")
@@ -222,3 +224,32 @@ class NotionSetup:
                 ),
             )
             report.changes.append(f"{EMAIL_QUEUE}: added view {view['name']}")
+
+    def _view_names(self, database_id: str, wanted: set[str]) -> set[str]:
+        """Names of the database's views, as far as `wanted` goes. Listing views answers only
+        references ({object, id}), so each view is retrieved for its name; the retrieves stop
+        once every wanted name is found."""
+        names: set[str] = set()
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"database_id": database_id, "page_size": 100}
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            listed = self._call(
+                "list_views",
+                "read",
+                lambda kw=kwargs: self.client.views.list(**kw),  # type: ignore[misc]
+            )
+            for reference in listed.get("results", []):
+                view = self._call(
+                    "retrieve_view",
+                    "read",
+                    lambda ref=reference: self.client.views.retrieve(view_id=ref["id"]),  # type: ignore[misc]
+                )
+                if view.get("name"):  # a partial view object carries no name
+                    names.add(str(view["name"]))
+                if wanted <= names:
+                    return names
+            cursor = listed.get("next_cursor")
+            if not listed.get("has_more") or not cursor:
+                return names

@@ -346,6 +346,16 @@ def test_select_creates_unknown_options_but_status_does_not(
             "should be ≤ `2000`, instead was `2001`.",
         ),
         (
+            {"Body": {"rich_text": text("😀" * 1001)}},
+            "body failed validation: body.properties.Body.rich_text[0].text.content.length "
+            "should be ≤ `2000`, instead was `2002`.",
+        ),
+        (
+            {"To": {"email": "😀" * 98 + "@b.com"}},
+            "body failed validation: body.properties.To.email.length should be ≤ `200`, "
+            "instead was `202`.",
+        ),
+        (
             {"Body": {"rich_text": text("x") * 101}},
             "body failed validation: body.properties.Body.rich_text.length should be ≤ `100`, "
             "instead was `101`.",

@@ -159,3 +159,30 @@ def test_auth_and_routes(fake: FakeNotion) -> None:
         http.get("/v1/pages/x", headers={"Authorization": f"Bearer {TOKEN}"}).json()["code"]
         == "missing_version"
     )
+
+
+def test_list_views_answers_references_and_retrieve_answers_the_view(
+    client: Client, fake: FakeNotion, ds: str
+) -> None:
+    database_id = fake.data_source(ds)["parent"]["database_id"]
+    created = client.views.create(
+        database_id=database_id,
+        data_source_id=ds,
+        name="Due next",
+        type="table",
+        sorts=[{"property": "When", "direction": "ascending"}],
+    )
+
+    listed = client.views.list(database_id=database_id)
+    view = client.views.retrieve(view_id=listed["results"][0]["id"])
+
+    # As notion-sdk-js's ListDatabaseViewsResponse: references only, no names.
+    assert listed["results"] == [{"object": "view", "id": created["id"]}]
+    assert (listed["type"], listed["view"]) == ("view", {})
+    assert view["name"] == "Due next" and view["data_source_id"] == ds
+    assert view["parent"] == {"type": "database_id", "database_id": database_id}
+    assert view["created_time"].endswith(":00.000Z") and view["url"]
+    assert [v["name"] for v in fake.views(database_id)] == ["Due next"]
+    with pytest.raises(APIResponseError) as missing:
+        client.views.retrieve(view_id="00000000-0000-4000-8000-000000000000")
+    assert missing.value.status == 404 and missing.value.code == "object_not_found"

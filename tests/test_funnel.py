@@ -446,6 +446,61 @@ def test_calendly_no_show_starts_recovery(funnel: Funnel) -> None:
     ]
 
 
+def no_show(uuid: str, at: datetime) -> dict[str, str]:
+    return {
+        "uri": f"https://api.calendly.com/invitee_no_shows/{uuid}",
+        "created_at": at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+# Calendly publishes no invitee_no_show.deleted sample: it may carry the removed no-show or none.
+@pytest.mark.parametrize("removal_names_the_no_show", [True, False])
+def test_calendly_no_show_removed_and_marked_again_restarts_recovery(
+    funnel: Funnel, removal_names_the_no_show: bool
+) -> None:
+    email = "john.doe@example.com"
+
+    def removal(uuid: str) -> dict[str, Any]:
+        return calendly_invitee(no_show=no_show(uuid, T0) if removal_names_the_no_show else None)
+
+    funnel.calendly("invitee_no_show.created", calendly_invitee(no_show=no_show("NS1", T0)))
+    funnel.clock.advance(60)
+    # The mark was a mistake: removed...
+    funnel.calendly("invitee_no_show.deleted", removal("NS1"))
+    funnel.clock.advance(60)
+    # ...and then set again: a new no-show with a URI of its own.
+    again = funnel.calendly(
+        "invitee_no_show.created", calendly_invitee(no_show=no_show("NS2", funnel.clock.now()))
+    )
+
+    assert again.status_code == 202 and again.json()["duplicate"] is False
+    rows = funnel.rows(email, "noshow_recovery")
+    queued = [r for r in rows if r.status is Status.QUEUED]
+    assert len(rows) == 6 and len(queued) == 3
+    restarted = T0 + timedelta(minutes=2)
+    assert [r.scheduled_time for r in queued] == [
+        restarted + timedelta(minutes=5),
+        restarted + timedelta(hours=24),
+        restarted + timedelta(hours=48),
+    ]
+
+    # Removed once more: the second run is cancelled too (not answered as a duplicate).
+    funnel.clock.advance(60)
+    removed = funnel.calendly("invitee_no_show.deleted", removal("NS2"))
+    assert removed.json()["duplicate"] is False
+    assert {r.status for r in funnel.rows(email, "noshow_recovery")} == {Status.CANCELLED}
+
+
+def test_calendly_no_show_redelivered_starts_recovery_once(funnel: Funnel) -> None:
+    marked = calendly_invitee(no_show=no_show("NS1", funnel.clock.now()))
+    funnel.calendly("invitee_no_show.created", marked)
+    funnel.clock.advance(600)
+    again = funnel.calendly("invitee_no_show.created", marked)
+
+    assert again.json()["duplicate"] is True
+    assert len(funnel.rows("john.doe@example.com", "noshow_recovery")) == 3
+
+
 def test_calendly_signature_is_checked_with_a_replay_window(funnel: Funnel) -> None:
     stale = int(funnel.clock.now().timestamp()) - 600
     assert funnel.calendly("invitee.created", calendly_invitee(), t=stale).status_code == 401

@@ -313,3 +313,77 @@ def test_a_lease_create_that_fails_unsure_is_settled_by_the_read_back(clock: Fak
             for page in w.fake.pages(w.store.templates_ds)
         ]
         assert titles == ["notion-queue-worker-lease"]
+
+
+def test_a_429_with_a_rate_limit_reason_notion_has_not_documented_is_waited_out(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    row = world.store.add_row(new_row())
+    world.fake.fail_next(
+        "update_page",
+        status=429,
+        code="rate_limited",
+        retry_after=7,
+        rate_limit_reason="public_api_some_new_limit",
+    )
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary["sent"] == 1 and summary.account_error is None
+    assert world.store.get_row(row.id).status is Status.SENT
+    assert 7.0 in clock.slept
+
+
+def test_a_blocked_integration_pauses_sending_and_fails_no_row(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    row = world.store.add_row(new_row())
+    world.fake.requests.clear()
+    world.fake.fail_next(
+        status=429, code="rate_limited", rate_limit_reason="public_api_request_blocked", times=5
+    )
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary.account_error is not None
+    assert "public_api_request_blocked" in summary.account_error
+    assert "Notion support" in summary.account_error
+    assert world.fake.count() == 1  # not retried: Notion says a blocked request must not be
+    assert list(outbox.folder.glob("*.eml")) == []
+    world.fake._faults.clear()  # the block is lifted
+    assert world.store.get_row(row.id).status is Status.QUEUED
+
+
+def test_an_event_arriving_while_notion_blocks_the_integration_is_kept_not_rejected(
+    clock: FakeClock, tmp_path: Path, catalog: Catalog
+) -> None:
+    world, journal, drainer = notion_intake(clock, tmp_path, catalog)
+    world.fake.fail_next(
+        status=429, code="rate_limited", rate_limit_reason="public_api_request_blocked", times=3
+    )
+    journal.append("christmas-signup", "k1", {"email": "lead@example.com", "first_name": "A"}, T0)
+
+    drainer.drain_once()
+    assert journal.backlog() == 1 and drainer.store_ok is False
+
+    world.fake._faults.clear()  # the block is lifted
+    clock.advance(3600)
+    while journal.backlog():
+        drainer.drain_once()
+        clock.advance(60)
+    assert len(world.store.rows_for_email("lead@example.com")) == 5
+
+
+def test_a_429_without_notions_json_body_is_waited_out_too(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    row = world.store.add_row(new_row())
+    world.fake.fail_next("update_page", status=429, code="rate_limited", html=True, retry_after=4)
+
+    summary = make_worker(world.store, outbox).run_once()
+
+    assert summary["sent"] == 1 and world.store.get_row(row.id).status is Status.SENT
+    assert 4.0 in clock.slept

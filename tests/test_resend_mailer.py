@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import resend
 
 from notion_queue.clock import FakeClock
+from notion_queue.mail.base import OutgoingEmail
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.models import Status
 from notion_queue.store.base import QueueStore
@@ -178,3 +180,35 @@ def test_sending_paused_by_the_account_shows_in_readyz_and_clears_when_it_works(
     assert paused.json()["worker"]["sending_paused"] is True
     assert "invalid_api_key" in paused.json()["worker"]["reason"]
     assert resumed.status_code == 200 and resumed.json()["worker"]["last_cycle"] == {"sent": 1}
+
+
+def test_the_mailer_relies_on_no_header_resend_does_not_document(clock: FakeClock) -> None:
+    """Resend's idempotency docs promise the same response for the same key, nothing more: a
+    header claiming a replay (undocumented) is not taken for one."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={"id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"},
+            headers={"Idempotent-Replayed": "true"},
+        )
+
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    mailer = ResendMailer("re_test_key", clock, transport=httpx.MockTransport(answer))
+    try:
+        result = mailer.send(
+            OutgoingEmail(
+                sender="Acme <hello@acme.com>",
+                to="lead@example.com",
+                subject="Hi",
+                html="<p>Hi</p>",
+                text="Hi",
+                idempotency_key="row-1/abc",
+            )
+        )
+    finally:
+        mailer.close()
+        resend.api_key, resend.api_url, resend.default_http_client = saved
+
+    assert result.message_id == "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"
+    assert result.replayed is False

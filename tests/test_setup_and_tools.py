@@ -53,6 +53,43 @@ def test_setup_creates_the_design_schema_and_rerunning_changes_nothing(clock: Fa
     assert first.env_lines()[0] == f"NOTION_EMAIL_QUEUE_DB_ID={first.database_ids['Email Queue']}"
 
 
+VIEW_NAMES = ["Due next", "Failed", "Paused", "Sent", "Cancelled and skipped"]
+
+
+def test_setup_run_three_times_leaves_the_five_saved_views_once(clock: FakeClock) -> None:
+    fake = FakeNotion(clock, token=NOTION_TOKEN)
+    parent = fake.create_parent_page("Funnel")
+    setup = NotionSetup(gateway_for(fake, clock))
+
+    first = setup.run(parent)
+    first_views = fake.count("list_views") + fake.count("retrieve_view")
+    fake.requests.clear()
+    setup.run(parent)
+    setup.run(parent)
+
+    views = fake.views(first.database_ids["Email Queue"])
+    assert sorted(v["name"] for v in views) == sorted(VIEW_NAMES)
+    assert fake.count("create_view") == 0
+    # A database made in this run has none of our views yet: nothing to look up. A re-run reads
+    # the list once and each view at most once.
+    assert first_views == 0
+    assert fake.count("list_views") == 2 and fake.count("retrieve_view") <= 2 * len(VIEW_NAMES)
+
+
+def test_setup_adds_only_the_saved_views_that_are_missing(clock: FakeClock) -> None:
+    fake = FakeNotion(clock, token=NOTION_TOKEN)
+    parent = fake.create_parent_page("Funnel")
+    setup = NotionSetup(gateway_for(fake, clock))
+    report = setup.run(parent)
+    database_id = report.database_ids["Email Queue"]
+    fake.delete_view(next(v["id"] for v in fake.views(database_id) if v["name"] == "Paused"))
+
+    again = setup.run(parent)
+
+    assert again.changes == ["Email Queue: added view Paused"]
+    assert sorted(v["name"] for v in fake.views(database_id)) == sorted(VIEW_NAMES)
+
+
 def test_setup_adds_what_is_missing_and_keeps_what_marketers_added(clock: FakeClock) -> None:
     fake = FakeNotion(clock, token=NOTION_TOKEN)
     parent = fake.create_parent_page()

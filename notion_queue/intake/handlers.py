@@ -357,6 +357,14 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime) -> Plan:
 
 
 def calendly_key(hook: CalendlyWebhook, headers: Mapping[str, str]) -> str:
+    """A no-show event is keyed on the no-show mark itself: marked, removed and marked again is
+    a new mark with a new URI, and must restart the recovery. Without one (Calendly documents no
+    invitee_no_show.deleted sample) the event's own time tells a second removal from a retry."""
+    if hook.event.startswith("invitee_no_show."):
+        if hook.payload.no_show is not None:
+            return f"{hook.event}:{hook.payload.no_show.uri}"
+        when = hook.created_at.isoformat() if hook.created_at else ""
+        return f"{hook.event}:{hook.payload.uri}:{when}"
     return f"{hook.event}:{hook.payload.uri}"
 
 

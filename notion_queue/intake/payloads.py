@@ -149,6 +149,14 @@ class CalendlyScheduledEvent(BaseModel):
     location: dict[str, Any] | None = None
 
 
+class CalendlyNoShow(BaseModel):
+    """A no-show mark. Each mark has a URI of its own: one removed and set again is a new one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uri: str
+
+
 class CalendlyInvitee(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -161,6 +169,7 @@ class CalendlyInvitee(BaseModel):
     old_invitee: str | None = None
     new_invitee: str | None = None
     cancellation: dict[str, Any] | None = None
+    no_show: CalendlyNoShow | None = None
     scheduled_event: CalendlyScheduledEvent | None = None
     timezone: str | None = None
 

@@ -22,6 +22,8 @@ class OutgoingEmail:
 @dataclass(frozen=True)
 class SendResult:
     message_id: str
+    # For the logs only: True when the mailer knows this key was sent before (the outbox does).
+    # Resend answers a replay exactly as the first send, so through Resend it is always False.
     replayed: bool = False
 
 

@@ -98,11 +98,9 @@ class ResendMailer:
             )
         except ResendError as exc:
             raise self._classify(exc) from None
-        headers = {k.lower(): v for k, v in dict(response.get("http_headers") or {}).items()}
-        return SendResult(
-            message_id=str(response["id"]),
-            replayed=headers.get("idempotent-replayed") == "true",
-        )
+        # A replay (same key within 24 h) answers the first email's id; Resend documents no way
+        # to tell it from a first send, so none is guessed at: `replayed` stays False.
+        return SendResult(message_id=str(response["id"]))
 
     def _classify(self, exc: ResendError) -> Exception:
         code = int(exc.code) if str(exc.code).isdigit() else 500

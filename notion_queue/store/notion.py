@@ -292,7 +292,7 @@ class NotionStore:
             "Outcome": s.select(outcome),
             "At": s.date(at),
             "Resend Email ID": s.text(message_id),
-            "Error Message": s.text(error),
+            "Error Message": s.error_text(error),
         }
         if lateness_seconds is not None:
             props["Lateness Seconds"] = {"number": round(lateness_seconds, 3)}
@@ -486,4 +486,4 @@ def _contact_properties(data: ContactData, known: Contact | None) -> dict[str, A
         name = _display_name(data)
         if name:
             props["Name"] = s.title(name)
-    return props
+    return s.checked(props)

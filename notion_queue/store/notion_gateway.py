@@ -3,7 +3,9 @@ translated into the errors of `notion_queue.errors`.
 
 notion-client's own retries are off: it sleeps with `time.sleep` (untestable) and retries only
 429 and, for GET, 500/503. Here:
-- 429 and 529 wait for Retry-After, then go again;
+- 429 and 529 wait for Retry-After, then go again, whatever the `rate_limit_reason` (Notion's
+  request-limits page: reasons it has not documented are handled like any other 429); only
+  `public_api_request_blocked`, which must not be retried, stops: an AccountError;
 - reads and updates (a PATCH that sets values can be repeated) are retried on 5xx, 409,
   timeouts and network errors, with capped back-off;
 - a create is never blindly repeated: its outcome is unknown, so MaybeWritten goes to the
@@ -31,6 +33,7 @@ log = get_logger(__name__)
 
 CallKind = Literal["read", "update", "create"]
 NOTION_VERSION = "2025-09-03"
+BLOCKED = "public_api_request_blocked"  # the one 429 Notion says not to retry
 
 
 class NotFound(PermanentError):
@@ -119,9 +122,12 @@ class NotionGateway:
                 error, status, code, headers, additional = exc, 0, "network", httpx.Headers(), {}
 
             self.stats.errors += 1
-            if status in (429, 529) and additional.get("rate_limit_reason") != (
-                "public_api_request_blocked"
-            ):
+            if status in (429, 529) and additional.get("rate_limit_reason") == BLOCKED:
+                raise AccountError(
+                    f"Notion blocked this integration's requests ({status} {BLOCKED}); "
+                    "ask Notion support to lift the block. Nothing is sent meanwhile"
+                ) from None
+            if status in (429, 529):
                 self.stats.rate_limited += 1
                 metrics.RATE_LIMITED.labels("notion").inc()
                 waits += 1
@@ -134,7 +140,7 @@ class NotionGateway:
                 self.bucket.hold_off(retry_after)
                 self.clock.sleep(retry_after)
                 continue
-            if status in (401, 403) or code == "public_api_request_blocked":
+            if status in (401, 403):
                 raise AccountError(
                     f"Notion refused the integration token ({status} {code}): check NOTION_TOKEN "
                     "and that the databases are shared with the integration"

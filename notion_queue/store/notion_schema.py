@@ -11,6 +11,7 @@ from typing import Any
 
 from dateutil import parser as dateparser
 
+from notion_queue.errors import PermanentError
 from notion_queue.models import Contact, NewRow, QueueRow, RowUpdate, Status, Template
 
 # Email Queue
@@ -58,7 +59,15 @@ SEQUENCE_COLOURS = {
     "onboarding": "green",
     "precall_prep": "pink",
 }
-MAX_TEXT = 2000  # characters per rich-text item, Notion's limit
+# Notion's request limits, counted as JavaScript counts a string's length: in UTF-16 code units,
+# so an emoji (or any character outside the Basic Multilingual Plane) counts two.
+MAX_TEXT = 2000  # per rich-text item (text.content)
+MAX_ITEMS = 100  # rich-text items in one property value
+MAX_ERROR_TEXT = MAX_TEXT  # an Error Message longer than one item is cut, visibly
+
+
+class TextTooLong(PermanentError):
+    """A text value longer than one Notion property holds: refused, never cut silently."""
 
 
 def _options(colours: dict[Any, str]) -> list[dict[str, str]]:
@@ -141,14 +150,66 @@ ANALYTICS_SCHEMA: dict[str, Any] = {
 # Writing values
 
 
+def utf16_length(value: str) -> int:
+    """The length Notion checks: UTF-16 code units."""
+    return len(value.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _width(char: str) -> int:
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def _pieces(value: str, size: int = MAX_TEXT) -> list[str]:
+    """`value` in pieces of at most `size` UTF-16 units, never splitting a surrogate pair."""
+    if utf16_length(value) == len(value):  # no character outside the BMP: plain slicing
+        return [value[i : i + size] for i in range(0, len(value), size)]
+    pieces: list[str] = []
+    start = units = 0
+    for i, char in enumerate(value):
+        if units + _width(char) > size:
+            pieces.append(value[start:i])
+            start, units = i, 0
+        units += _width(char)
+    if start < len(value):
+        pieces.append(value[start:])
+    return pieces
+
+
+def _cut(value: str, units: int, marker: str) -> str:
+    """`value` if it fits in `units`, else its start and `marker`, within `units` in all."""
+    if utf16_length(value) <= units:
+        return value
+    return _pieces(value, units - utf16_length(marker))[0] + marker
+
+
 def text(value: str) -> dict[str, Any]:
-    """A rich_text value; long text is split into Notion's 2000-character items."""
-    chunks = [value[i : i + MAX_TEXT] for i in range(0, len(value), MAX_TEXT)]
-    return {"rich_text": [{"text": {"content": chunk}} for chunk in chunks[:100]]}
+    """A rich_text value: long text is split into items Notion takes (see MAX_TEXT). More than
+    MAX_ITEMS items is refused by `checked`, which knows the property's name."""
+    return {"rich_text": [{"text": {"content": piece}} for piece in _pieces(value)]}
+
+
+def error_text(value: str) -> dict[str, Any]:
+    """An Error Message: what went wrong must reach the row, so a huge one is cut, saying so."""
+    marker = f" … (cut: the whole message is {len(value)} characters)"
+    return text(_cut(value, MAX_ERROR_TEXT, marker))
+
+
+def checked(props: dict[str, Any]) -> dict[str, Any]:
+    """`props`, after refusing (naming the property) a text value Notion would not hold."""
+    for name, value in props.items():
+        items = value.get("rich_text") if isinstance(value, dict) else None
+        if items is not None and len(items) > MAX_ITEMS:
+            length = sum(utf16_length(item["text"]["content"]) for item in items)
+            raise TextTooLong(
+                f"{name} is too long for Notion: {length} characters (UTF-16 units) where a "
+                f"property holds {MAX_ITEMS} rich-text items of {MAX_TEXT}; shorten it"
+            )
+    return props
 
 
 def title(value: str) -> dict[str, Any]:
-    return {"title": [{"text": {"content": value[:MAX_TEXT]}}]}
+    """A title is a label made from other values: a long one is cut to one item, with "…"."""
+    return {"title": [{"text": {"content": _cut(value, MAX_TEXT, "…")}}]}
 
 
 def iso(value: datetime) -> str:
@@ -187,10 +248,10 @@ def new_row_properties(row: NewRow) -> dict[str, Any]:
     if row.sent_at is not None:
         props[SENT_AT] = date(row.sent_at)
     if row.error_message:
-        props[ERROR_MESSAGE] = text(row.error_message)
+        props[ERROR_MESSAGE] = error_text(row.error_message)
     if row.contact_id:
         props[CONTACT] = {"relation": [{"id": row.contact_id}]}
-    return props
+    return checked(props)
 
 
 def update_properties(update: RowUpdate) -> dict[str, Any]:
@@ -202,7 +263,7 @@ def update_properties(update: RowUpdate) -> dict[str, Any]:
     if update.resend_email_id is not None:
         props[RESEND_EMAIL_ID] = text(update.resend_email_id)
     if update.error_message is not None:
-        props[ERROR_MESSAGE] = text(update.error_message)
+        props[ERROR_MESSAGE] = error_text(update.error_message)
     if update.attempts is not None:
         props[ATTEMPTS] = {"number": update.attempts}
     if update.scheduled_time is not None:
@@ -211,17 +272,19 @@ def update_properties(update: RowUpdate) -> dict[str, Any]:
         props[EXPIRES_AT] = date(update.expires_at)
     if update.delivery is not None:
         props[DELIVERY] = select(update.delivery)
-    return props
+    return checked(props)
 
 
 def template_properties(template: Template) -> dict[str, Any]:
-    return {
-        "Template ID": title(template.template_id),
-        "Subject": text(template.subject),
-        "HTML Body": text(template.html),
-        "Text Body": text(template.text),
-        "Active": {"checkbox": template.active},
-    }
+    return checked(
+        {
+            "Template ID": title(template.template_id),
+            "Subject": text(template.subject),
+            "HTML Body": text(template.html),
+            "Text Body": text(template.text),
+            "Active": {"checkbox": template.active},
+        }
+    )
 
 
 # Reading values

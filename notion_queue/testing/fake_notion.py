@@ -71,6 +71,7 @@ _ROUTES = [
         ("GET", r"/v1/blocks/([^/]+)/children", "list_children"),
         ("GET", r"/v1/views", "list_views"),
         ("POST", r"/v1/views", "create_view"),
+        ("GET", r"/v1/views/([^/]+)", "retrieve_view"),
     )
 ]
 KINDS = (*(kind for _, _, kind in _ROUTES), "other")  # RecordedRequest.kind
@@ -128,6 +129,11 @@ def _invalid(message: str) -> NotionError:
     return NotionError(400, "validation_error", message)
 
 
+def _length(value: str) -> int:
+    """A string's length as Notion (JavaScript) counts it: UTF-16 code units, an emoji is two."""
+    return len(value.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _too_long(where: str, limit: int, actual: int) -> NotionError:
     return _invalid(
         f"body failed validation: {where}.length should be ≤ `{limit}`, instead was `{actual}`."
@@ -153,6 +159,7 @@ class _Fault:
     timeout: bool
     html: bool
     retry_after: int | None
+    rate_limit_reason: str | None = None  # a 429's additional_data.rate_limit_reason
 
 
 @dataclass
@@ -392,6 +399,8 @@ class FakeNotion:
             return self._list_children(args[0], params)
         if kind == "list_views":
             return self._list_views(params)
+        if kind == "retrieve_view":
+            return self._view(args[0])
         return self._create_view(body)
 
     def _body(self, request: httpx.Request) -> dict[str, Any]:
@@ -435,13 +444,17 @@ class FakeNotion:
         timeout: bool = False,
         html: bool = False,
         retry_after: int | None = None,
+        rate_limit_reason: str | None = None,
     ) -> None:
-        """The next `times` API requests of `kind` (None: any) fail (see the module docstring)."""
+        """The next `times` API requests of `kind` (None: any) fail (see the module docstring).
+        A 429 names its `rate_limit_reason` (default: the per-connection limit)."""
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}; one of {KINDS}")
         with self._lock:
             self._faults.append(
-                _Fault(kind, status, code, times, commit, timeout, html, retry_after)
+                _Fault(
+                    kind, status, code, times, commit, timeout, html, retry_after, rate_limit_reason
+                )
             )
 
     def random_faults(
@@ -515,11 +528,12 @@ class FakeNotion:
                 fault.status, headers={"Content-Type": "text/html", **headers}, content=page
             )
         additional: dict[str, Any] = {}
-        if fault.status == 429 and fault.retry_after is not None:
-            additional = {
-                "rate_limit_reason": "public_api_request_rate_limit",
-                "retry_after": str(fault.retry_after),
-            }
+        if fault.status == 429:
+            additional["rate_limit_reason"] = (
+                fault.rate_limit_reason or "public_api_request_rate_limit"
+            )
+            if fault.retry_after is not None:
+                additional["retry_after"] = str(fault.retry_after)
         if committed is not None and fault.status == 503:
             additional["retry_guidance"] = [
                 "Read the object again to check whether the write was saved",
@@ -577,6 +591,17 @@ class FakeNotion:
         """A marketer deleting (or restoring) a row in the Notion UI."""
         with self._lock:
             self._update_page(page_id, {"in_trash": in_trash})
+
+    def views(self, database_id: str) -> list[dict[str, Any]]:
+        """Every view of a database, as retrieve-view answers it, in creation order."""
+        with self._lock:
+            return deepcopy(self._database(database_id).views)
+
+    def delete_view(self, view_id: str) -> None:
+        """A marketer deleting a view in the Notion UI."""
+        with self._lock:
+            view = self._view(view_id)
+            self._database(view["parent"]["database_id"]).views.remove(view)
 
     def data_source(self, data_source_id: str) -> dict[str, Any]:
         with self._lock:
@@ -664,10 +689,10 @@ class FakeNotion:
                 )
             content, link = text["content"], text.get("link")
             url = link.get("url") if isinstance(link, dict) else None
-            if len(content) > 2000:
-                raise _too_long(f"{where}[{i}].text.content", 2000, len(content))
-            if url is not None and (not isinstance(url, str) or len(url) > 2000):
-                raise _too_long(f"{where}[{i}].text.link.url", 2000, len(str(url)))
+            if _length(content) > 2000:
+                raise _too_long(f"{where}[{i}].text.content", 2000, _length(content))
+            if url is not None and (not isinstance(url, str) or _length(url) > 2000):
+                raise _too_long(f"{where}[{i}].text.link.url", 2000, _length(str(url)))
             items.append(_rich_text(content, url, item.get("annotations")))
         return items
 
@@ -695,8 +720,8 @@ class FakeNotion:
         if kind in STRINGS:
             if raw is not None and not isinstance(raw, str):
                 raise _invalid(f"{name} is expected to be {kind}.")
-            if raw is not None and len(raw) > STRINGS[kind]:
-                raise _too_long(here, STRINGS[kind], len(raw))
+            if raw is not None and _length(raw) > STRINGS[kind]:
+                raise _too_long(here, STRINGS[kind], _length(raw))
             return raw or None
         if kind == "number":
             if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
@@ -1318,7 +1343,16 @@ class FakeNotion:
         response["results"] = chunk
         return response
 
+    def _view(self, view_id: str) -> dict[str, Any]:
+        wanted = _normalise_id(view_id)
+        for db in self._databases.values():
+            for view in db.views:
+                if view["id"] == wanted:
+                    return view
+        raise self._not_found("view", view_id)
+
     def _list_views(self, params: httpx.QueryParams) -> dict[str, Any]:
+        """View references only ({object, id}), as Notion answers: a name needs a retrieve."""
         views: list[dict[str, Any]]
         if params.get("database_id"):
             views = self._database(params["database_id"]).views
@@ -1334,7 +1368,7 @@ class FakeNotion:
         response, chunk = self._list(
             scope, views, [v["id"] for v in views], params.get("start_cursor"), size, "view"
         )
-        response["results"] = chunk
+        response["results"] = [{"object": "view", "id": v["id"]} for v in chunk]
         return response
 
     def _create_view(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -1347,13 +1381,20 @@ class FakeNotion:
         if body.get("filter") not in (None, {}):
             self._compile(ds, body["filter"], 0, "body.filter")
         self._sort_keys(ds, body.get("sorts") or [])
+        view_id = self._new_id()
+        now = _minute(self.clock.now())
         view = {
             "object": "view",
-            "id": self._new_id(),
+            "id": view_id,
             "parent": {"type": "database_id", "database_id": db.id},
-            "data_source_id": ds.id,
             "name": str(body.get("name", "")),
             "type": body["type"],
+            "created_time": now,
+            "last_edited_time": now,
+            "url": f"https://app.notion.com/p/{db.id.replace('-', '')}?v={view_id.replace('-', '')}",
+            "data_source_id": ds.id,
+            "created_by": {"object": "user", "id": BOT_USER_ID},
+            "last_edited_by": {"object": "user", "id": BOT_USER_ID},
             "filter": deepcopy(body.get("filter")),
             "sorts": deepcopy(body.get("sorts")),
         }

@@ -514,12 +514,11 @@ class FakeResend:
                 "Same idempotency key used with a different request payload. Change your "
                 "idempotency key or payload.",
             )
+        # The same answer as the first time, and nothing Resend does not document (no header
+        # marks a replay); `replayed` is only the fake's own record of it.
         response = httpx.Response(
             stored.status,
-            headers={
-                "content-type": "application/json; charset=utf-8",
-                "idempotent-replayed": "true",
-            },
+            headers={"content-type": "application/json; charset=utf-8"},
             content=stored.body,
         )
         return _Outcome(response, replayed=True)
