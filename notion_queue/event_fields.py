@@ -105,13 +105,13 @@ def take_fields(
     ignored: list[str] = []
     nested: list[tuple[str, Mapping[str, Any]]] = []
     for name, value in data.items():
-        if name in skip:
+        if name in skip or value is None:
             continue
         spec = fields.get(name)
         if spec is None:
             ignored.append(name)
             continue
-        if value is None or value == "":
+        if value == "":
             continue
         if spec.type == "object":
             if not isinstance(value, Mapping):

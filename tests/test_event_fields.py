@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -450,3 +451,27 @@ def test_the_worker_fails_a_row_whose_edited_template_links_an_event_value(
     assert summary.outcomes.get("failed") == 1 and pipeline.send_due() == []
     failed = pipeline.store.get_row(row.id)
     assert failed.status == Status.FAILED and "{{ first_name }} in a href" in failed.error_message
+
+
+# Fallbacks
+
+
+def test_a_declared_fallback_fills_a_missing_first_name(
+    tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory
+) -> None:
+    packaged = (Path(__file__).parents[1] / "notion_queue" / "sequences.toml").read_text()
+    declared = '[fields.first_name]\ntype = "text"\nmax_length = 100\n'
+    path = tmp_path / "catalog.toml"
+    path.write_text(packaged.replace(declared, declared + 'fallback = "there"\n'))
+    custom = load_catalog(path)
+    pipeline = Pipeline(tmp_path, clock, custom, make_worker)
+    pipeline.worker.config = replace(pipeline.worker.config, event_fields=custom.fields)
+    try:
+        response = pipeline.post("/webhook/christmas-signup", {"email": "a@example.com"})
+        assert response.status_code == 202
+        messages = pipeline.send_due()
+    finally:
+        pipeline.close()
+
+    assert custom.fields["first_name"].fallback == "there"
+    assert len(messages) == 1 and "Hi there," in body_of(messages[0])
