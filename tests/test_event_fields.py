@@ -286,6 +286,40 @@ def calcom_booking(video_url: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://us05web.zoom.us/j/123?pwd=abc", True),
+        ("https://zoom.us/j/123", True),
+        ("https://meet.google.com/abc-defg-hij", True),
+        ("https://zoom.us.evil.example/j/123", False),
+        ("https://evilzoom.us/j/123", False),
+        ("http://meet.google.com/abc-defg-hij", False),
+    ],
+)
+def test_a_calendly_join_url_is_kept_only_on_a_video_host(
+    pipeline: Pipeline, url: str, kept: bool
+) -> None:
+    body = {
+        "event": "invitee.created",
+        "created_at": T0.isoformat(),
+        "payload": {
+            "uri": "https://api.calendly.com/scheduled_events/E1/invitees/I1",
+            "email": "guest@example.com",
+            "name": "Guest Person",
+            "scheduled_event": {
+                "start_time": (T0 + timedelta(days=5)).isoformat(),
+                "location": {"type": "zoom", "join_url": url},
+            },
+        },
+    }
+    assert pipeline.post("/webhook/calendly", body).status_code == 202
+
+    rows = pipeline.store.rows_for_email("guest@example.com")
+    assert len(rows) == 3
+    assert {r.variables().get("meeting_url") for r in rows} == ({url} if kept else {None})
+
+
 def test_a_booking_video_link_on_a_known_host_is_kept(pipeline: Pipeline) -> None:
     url = "https://app.cal.com/video/abc123"
     assert pipeline.post("/webhook/calcom-booking", calcom_booking(url)).status_code == 202
@@ -420,6 +454,27 @@ def test_the_packaged_templates_link_only_the_business_values(catalog: Catalog) 
     results = check_templates(catalog, load_packaged_templates())
 
     assert [r.problem for r in results if r.problem] == []
+
+
+def test_templates_check_reports_a_template_that_links_an_event_value(catalog: Catalog) -> None:
+    edited = Template("lead_nurture_email_1", "Hi", '<a href="{{ business_name }}">Start</a>')
+
+    results = check_templates(catalog, {**load_packaged_templates(), edited.template_id: edited})
+
+    problems = [(r.template_id, r.problem) for r in results if r.problem]
+    assert len(problems) == 1 and problems[0][0] == "lead_nurture_email_1"
+    assert "{{ business_name }} in a href" in str(problems[0][1])
+
+
+def test_a_template_that_turns_escaping_off_is_refused(catalog: Catalog) -> None:
+    template = Template("tip_email", "Hi", "<p>{{ personalized_tip_1 | safe }}</p>")
+
+    problems = link_problems(template, link_targets(catalog.variables, []))
+
+    assert problems == [
+        "template 'tip_email' turns HTML escaping off (| safe or autoescape); "
+        "a value could then bring its own link"
+    ]
 
 
 def test_a_catalog_that_stops_declaring_a_linked_field_does_not_start(tmp_path: Path) -> None:
