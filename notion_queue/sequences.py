@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 from notion_queue.errors import ConfigError
 from notion_queue.event_fields import FieldSpec, parse_fields
+from notion_queue.logs import get_logger
+
+log = get_logger(__name__)
 
 Anchor = Literal["event", "email_1_sent_at", "meeting_start"]
 ANCHORS: tuple[Anchor, ...] = ("event", "email_1_sent_at", "meeting_start")
@@ -102,6 +105,13 @@ def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None
     if not isinstance(variables, dict):
         raise ConfigError(f"{where}: [variables] must be a table of name = value")
     fields = parse_fields(data.get("fields"), where, variables)
+    if not fields:
+        log.warning(
+            "catalog_declares_no_fields",
+            catalog=where,
+            effect="events carry no values into emails; copy [fields.*] from the packaged "
+            "sequences.toml",
+        )
     return Catalog(sequences=sequences, variables=dict(variables), fields=fields)
 
 

@@ -408,6 +408,17 @@ def test_a_wrong_field_declaration_stops_the_load_naming_where(
     assert text.startswith(f"{path}: ") and message in text and "\n" not in text
 
 
+def test_a_catalog_without_fields_loads_and_says_events_carry_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(BASE_CATALOG)
+
+    with capture_logs() as logs:
+        loaded = load_catalog(path)
+
+    assert loaded.fields == {}
+    assert [e["catalog"] for e in logs if e["event"] == "catalog_declares_no_fields"] == [str(path)]
+
+
 def test_the_packaged_catalog_declares_the_seeds_fields(catalog: Catalog) -> None:
     seeds = {
         "first_name",
