@@ -25,6 +25,7 @@ from notion_queue.intake.journal import Journal
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
 from notion_queue.rejections import LogRejectedWebhooks
+from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import WORKER_STATUS_FILE, Settings
 from notion_queue.signatures import (
     verify_calcom_signature,
@@ -91,8 +92,11 @@ def create_app(
     drainer: Drainer | None,
     clock: Clock,
     unsubscribe: UnsubscribeTokens | None = None,
+    catalog: Catalog | None = None,
 ) -> Starlette:
-    """`drainer=None` journals without draining (tests that inspect the journal)."""
+    """`drainer=None` journals without draining (tests that inspect the journal).
+    `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
+    catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
         """Each source signs its own way; a source with no secret configured is not checked."""
@@ -137,9 +141,13 @@ def create_app(
                 log.info("event_ignored", kind=handler.kind, reason=reason)
                 return JSONResponse({"status": "ignored", "reason": reason}, status_code=202)
             try:
-                handler.plan(payload, clock.now())  # pure: proves the event can be applied
+                plan = handler.plan(payload, clock.now(), catalog)  # pure: can it be applied?
             except ValueError as exc:
                 return error(422, str(exc))
+            for name in plan.ignored_fields:
+                log.info("event_field_ignored", kind=handler.kind, field=name)
+            for reason in plan.dropped_fields:
+                log.warning("event_field_dropped", kind=handler.kind, reason=reason)
             # The durable write waits for fsync: off the event loop, so other requests go on.
             event_id, is_new = await anyio.to_thread.run_sync(
                 journal.append,

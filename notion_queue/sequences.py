@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from notion_queue.errors import ConfigError
+from notion_queue.event_fields import FieldSpec, parse_fields
+from notion_queue.logs import get_logger
+
+log = get_logger(__name__)
 
 Anchor = Literal["event", "email_1_sent_at", "meeting_start"]
 ANCHORS: tuple[Anchor, ...] = ("event", "email_1_sent_at", "meeting_start")
@@ -59,6 +63,7 @@ class Sequence:
 class Catalog:
     sequences: dict[str, Sequence]
     variables: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, FieldSpec] = field(default_factory=dict)  # what events may carry
 
     def __getitem__(self, name: str) -> Sequence:
         try:
@@ -96,7 +101,18 @@ def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None
         for other in seq.cancels:
             if other not in sequences:
                 raise ConfigError(f"{where}: sequence {seq.name!r} cancels unknown {other!r}")
-    return Catalog(sequences=sequences, variables=dict(data.get("variables", {})))
+    variables = data.get("variables", {})
+    if not isinstance(variables, dict):
+        raise ConfigError(f"{where}: [variables] must be a table of name = value")
+    fields = parse_fields(data.get("fields"), where, variables)
+    if not fields:
+        log.warning(
+            "catalog_declares_no_fields",
+            catalog=where,
+            effect="events carry no values into emails; copy [fields.*] from the packaged "
+            "sequences.toml",
+        )
+    return Catalog(sequences=sequences, variables=dict(variables), fields=fields)
 
 
 def _parse_sequence(

@@ -1,5 +1,5 @@
 """Render every template of every sequence with the seeds' sample payloads, as the worker
-would, and report each one that would fail."""
+would, and report each one that would fail, or that could link to an event's value."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from notion_queue.errors import NotionQueueError
-from notion_queue.intake.handlers import lead_variables
+from notion_queue.event_fields import url_field_names, with_fallbacks
+from notion_queue.intake.handlers import event_variables, lead_fields, lead_variables
 from notion_queue.intake.payloads import WebsiteLead
+from notion_queue.link_guard import link_problems, link_targets
 from notion_queue.models import Template
 from notion_queue.render import RenderedEmail, render
 from notion_queue.samples import PRECALL, WEBSITE_SAMPLES
@@ -23,17 +25,18 @@ class CheckResult:
     problem: str | None
 
 
-def sample_variables(sequence: str, campaign: dict[str, Any]) -> dict[str, Any]:
+def sample_variables(sequence: str, catalog: Catalog) -> dict[str, Any]:
+    """What the worker would render a sample event's row with (campaign variables last)."""
     if sequence in WEBSITE_SAMPLES:
         lead = WebsiteLead.model_validate(WEBSITE_SAMPLES[sequence])
-        variables = lead_variables(lead)
+        variables = lead_variables(lead_fields(lead, catalog).values)
         email = lead.email
     else:
         variables = {k: v for k, v in PRECALL.items() if k != "email"}
         email = PRECALL["email"]
     return {
-        **campaign,
-        **variables,
+        **with_fallbacks(event_variables(variables, catalog), catalog.fields),
+        **catalog.variables,
         "email": email,
         "unsubscribe_url": "https://example.com/unsubscribe?token=sample",
     }
@@ -42,8 +45,9 @@ def sample_variables(sequence: str, campaign: dict[str, Any]) -> dict[str, Any]:
 def check_templates(catalog: Catalog, lookup: dict[str, Template] | Any) -> list[CheckResult]:
     """`lookup` maps Template ID → Template (the packaged files, or a TemplateSource-like get)."""
     results = []
+    allowed = link_targets(catalog.variables, url_field_names(catalog.fields))
     for sequence in catalog.sequences.values():
-        variables = sample_variables(sequence.name, catalog.variables)
+        variables = sample_variables(sequence.name, catalog)
         for step in sequence.steps:
             try:
                 template = (
@@ -51,6 +55,10 @@ def check_templates(catalog: Catalog, lookup: dict[str, Template] | Any) -> list
                     if isinstance(lookup, dict)
                     else lookup.get(step.template_id)
                 )
+                problems = link_problems(template, allowed)
+                if problems:
+                    results.append(CheckResult(step.template_id, sequence.name, None, problems[0]))
+                    continue
                 rendered = render(template, variables)
             except KeyError:
                 results.append(

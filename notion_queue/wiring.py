@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 
 from notion_queue.clock import Clock
+from notion_queue.event_fields import url_field_names
+from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.mail.resend_mailer import ResendMailer
@@ -56,7 +58,14 @@ def build_mailer(
 
 
 def build_catalog(settings: Settings) -> Catalog:
-    return load_catalog(settings.sequences_file, known_templates=load_packaged_templates())
+    packaged = load_packaged_templates()
+    catalog = load_catalog(settings.sequences_file, known_templates=packaged)
+    check_template_links(
+        packaged,
+        catalog.template_ids(),
+        link_targets(catalog.variables, url_field_names(catalog.fields)),
+    )
+    return catalog
 
 
 def build_unsubscribe(settings: Settings) -> UnsubscribeTokens:
@@ -94,6 +103,7 @@ def build_worker(
             poll_interval=settings.poll_interval_seconds,
             public_base_url=settings.public_base_url,
             campaign_variables=catalog.variables,
+            event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
             batch_size=batch_size_for(_send_rate(settings)),
         ),

@@ -26,6 +26,8 @@ from notion_queue.errors import (
     RateLimited,
     RetryableError,
 )
+from notion_queue.event_fields import FieldSpec, safe_url_fields, url_field_names, with_fallbacks
+from notion_queue.link_guard import check_links, link_targets
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
 from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email, utc_text
@@ -55,6 +57,7 @@ class WorkerConfig:
     poll_interval: float = 60.0
     public_base_url: str = "http://localhost:8000"
     campaign_variables: dict[str, Any] = field(default_factory=dict)
+    event_fields: dict[str, FieldSpec] = field(default_factory=dict)  # the catalog's [fields]
     concurrency: int = 1
     batch_size: int = 8  # wiring sizes it to STALE_AFTER_SECONDS at the mail rate
 
@@ -301,6 +304,7 @@ class Worker:
             )
         try:
             template = self.templates.get(row.template_id)
+            check_links(template, self._link_targets)
             rendered = render(template, self._variables(row))
         except PermanentError as exc:
             return self._fail(row, str(exc))
@@ -319,13 +323,23 @@ class Worker:
             return f"Variables is not a valid JSON object ({exc}); fix it and set Status to queued"
         return None
 
+    @property
+    def _link_targets(self) -> frozenset[str]:
+        return link_targets(
+            self.config.campaign_variables, url_field_names(self.config.event_fields)
+        )
+
     def _variables(self, row: QueueRow) -> dict[str, Any]:
-        variables: dict[str, Any] = dict(self.config.campaign_variables)
-        variables.update(row.variables())
+        fields = self.config.event_fields
+        # A url a row carries is checked again: rows written before the check, or edited since.
+        variables = safe_url_fields(row.variables(), fields)
         # The row's First Name is what a marketer sees and may edit: it wins over the captured one.
         variables.pop("first_name", None)
         if row.first_name:
             variables["first_name"] = row.first_name
+        variables = with_fallbacks(variables, fields)
+        # The business's own values come last: no event (nor an old row) can change them.
+        variables.update(self.config.campaign_variables)
         variables["email"] = row.email
         if self.unsubscribe is not None:
             variables["unsubscribe_url"] = self.unsubscribe.url(

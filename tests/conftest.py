@@ -163,6 +163,7 @@ def make_worker(clock: FakeClock, catalog: Catalog, tokens: UnsubscribeTokens) -
                 sender="BusinessX <hello@businessx.com>",
                 public_base_url="https://funnel.businessx.com",
                 campaign_variables=catalog.variables,
+                event_fields=catalog.fields,
                 **config,
             ),
             unsubscribe=tokens,

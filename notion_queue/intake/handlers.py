@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from notion_queue.event_fields import TakenFields, take_fields
 from notion_queue.intake.payloads import (
     CalcomWebhook,
     CalendlyWebhook,
@@ -34,6 +35,7 @@ from notion_queue.intake.plans import (
 )
 from notion_queue.logs import get_logger
 from notion_queue.models import ContactData, utc_text
+from notion_queue.sequences import Catalog
 
 log = get_logger(__name__)
 
@@ -44,7 +46,7 @@ Signature = Literal["website", "calcom", "calendly", "resend", "none"]
 class Handler:
     kind: str
     model: type[BaseModel]
-    plan: Callable[[Any, datetime], Plan]
+    plan: Callable[[Any, datetime, Catalog], Plan]
     signature: Signature = "website"
     key: Callable[[Any, Mapping[str, str]], str] | None = None
     ignore: Callable[[Any], str | None] | None = None
@@ -92,19 +94,28 @@ TIPS = {
 }
 
 
-def _lead_contact(lead: WebsiteLead, kind: str) -> ContactData:
-    extras = lead.extras()
-    assessment = dict(extras.get("assessment_data") or {})
-    assessment.update({k: extras[k] for k in ASSESSMENT_FIELDS if k in extras})
-    score = extras.get("assessment_score", extras.get("overall_score"))
+# What the website's payload model reads itself: neither template variables nor ignored.
+LEAD_HANDLED = ("email", "name", "last_name", "email_1_sent_at")
+
+
+def lead_fields(lead: WebsiteLead, catalog: Catalog) -> TakenFields:
+    """The lead's declared fields, typed (ValueError naming a field that does not fit)."""
+    data = lead.model_dump()
+    data["first_name"] = first_name_from(lead.first_name, lead.name)
+    return take_fields(data, catalog.fields, handled=LEAD_HANDLED)
+
+
+def _lead_contact(lead: WebsiteLead, values: dict[str, Any], kind: str) -> ContactData:
+    assessment = {k: values[k] for k in ASSESSMENT_FIELDS if k in values}
+    score = values.get("assessment_score", values.get("overall_score"))
     return ContactData(
         email=lead.email,
-        first_name=first_name_from(lead.first_name, lead.name),
+        first_name=values.get("first_name"),
         last_name=lead.last_name,
-        business_name=lead.business_name,
+        business_name=values.get("business_name"),
         assessment_score=float(score) if isinstance(score, int | float) else None,
         assessment_data=assessment or None,
-        segment=_segment({**assessment, **extras}),
+        segment=_segment(values),
         last_event=kind,
     )
 
@@ -121,23 +132,19 @@ def _segment(fields: dict[str, Any]) -> str | None:
     return "OPTIMIZE"
 
 
-def lead_variables(lead: WebsiteLead) -> dict[str, Any]:
-    """The payload's fields plus the derived names the seed templates use."""
-    variables = lead.variables()
-    assessment = variables.get("assessment_data")
-    if isinstance(assessment, dict):
-        for key, value in assessment.items():
-            variables.setdefault(key, value)
+def lead_variables(values: dict[str, Any]) -> dict[str, Any]:
+    """Declared, validated fields plus the derived names the seed templates use."""
+    variables = dict(values)
     weakest = variables.get("weakest_system_1")
-    if weakest:
+    if isinstance(weakest, str) and weakest:
         variables.setdefault("WeakestSystem1", weakest)
-        tip = TIPS.get(str(weakest).upper())
+        tip = TIPS.get(weakest.upper())
         if tip:
             variables.setdefault("personalized_tip_1", tip)
     leak = variables.get("revenue_leak_total")
     if isinstance(leak, int | float):
         variables.setdefault("TotalRevenueLeak_K", f"{leak / 1000:.1f}".rstrip("0").rstrip("."))
-    if "assessment_score" in variables:
+    if isinstance(variables.get("assessment_score"), int | float):
         variables.setdefault("overall_score", variables["assessment_score"])
     for field in ("scheduled_time", "call_date", "diagnostic_call_date"):
         value = variables.get(field)
@@ -149,13 +156,35 @@ def lead_variables(lead: WebsiteLead) -> dict[str, Any]:
     return variables
 
 
-def _start(lead: WebsiteLead, sequence: str, anchor: datetime) -> StartSequence:
-    variables = lead_variables(lead)
-    return StartSequence(
+def event_variables(variables: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """What a row stores: never a campaign variable (those are the business's, not the event's)."""
+    return {
+        k: v for k, v in variables.items() if k not in catalog.variables and v not in (None, "")
+    }
+
+
+def _lead_plan(
+    lead: WebsiteLead,
+    catalog: Catalog,
+    kind: str,
+    sequence: str,
+    anchor: datetime,
+    cancels: tuple[CancelSequences, ...] = (),
+) -> Plan:
+    taken = lead_fields(lead, catalog)
+    variables = event_variables(lead_variables(taken.values), catalog)
+    start = StartSequence(
         sequence=sequence,
         anchor=anchor,
         first_name=str(variables.get("first_name", "")),
         variables=variables,
+    )
+    return Plan(
+        email=lead.email,
+        contact=_lead_contact(lead, taken.values, kind),
+        starts=(start,),
+        cancels=cancels,
+        ignored_fields=taken.ignored,
     )
 
 
@@ -170,50 +199,42 @@ def anchor_from(value: object, fallback: datetime, field: str) -> datetime:
         raise ValueError(f"{field}: {exc}") from None
 
 
-def plan_signup(lead: WebsiteLead, received_at: datetime) -> Plan:
-    return Plan(
-        email=lead.email,
-        contact=_lead_contact(lead, "christmas-signup"),
-        starts=(_start(lead, "lead_nurture", received_at),),
-    )
+def plan_signup(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
+    return _lead_plan(lead, catalog, "christmas-signup", "lead_nurture", received_at)
 
 
-def plan_assessment(lead: WebsiteLead, received_at: datetime) -> Plan:
+def plan_assessment(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
     sent_at = anchor_from(lead.extras().get("email_1_sent_at"), received_at, "email_1_sent_at")
-    return Plan(
-        email=lead.email,
-        contact=_lead_contact(lead, "christmas-assessment"),
+    return _lead_plan(
+        lead,
+        catalog,
+        "christmas-assessment",
+        "five_day",
+        sent_at,
         cancels=(
             CancelSequences(("lead_nurture",), f"assessment completed {utc_text(received_at)}"),
         ),
-        starts=(_start(lead, "five_day", sent_at),),
     )
 
 
-def plan_noshow(lead: WebsiteLead, received_at: datetime) -> Plan:
-    return Plan(
-        email=lead.email,
-        contact=_lead_contact(lead, "calendly-noshow"),
-        starts=(_start(lead, "noshow_recovery", received_at),),
-    )
+def plan_noshow(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
+    return _lead_plan(lead, catalog, "calendly-noshow", "noshow_recovery", received_at)
 
 
-def plan_postcall_maybe(lead: WebsiteLead, received_at: datetime) -> Plan:
-    return Plan(
-        email=lead.email,
-        contact=_lead_contact(lead, "postcall-maybe"),
-        starts=(_start(lead, "postcall_maybe", received_at),),
-    )
+def plan_postcall_maybe(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
+    return _lead_plan(lead, catalog, "postcall-maybe", "postcall_maybe", received_at)
 
 
-def plan_onboarding(lead: WebsiteLead, received_at: datetime) -> Plan:
-    return Plan(
-        email=lead.email,
-        contact=_lead_contact(lead, "onboarding-start"),
+def plan_onboarding(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
+    return _lead_plan(
+        lead,
+        catalog,
+        "onboarding-start",
+        "onboarding",
+        received_at,
         cancels=(
             CancelSequences(("postcall_maybe",), f"onboarding started {utc_text(received_at)}"),
         ),
-        starts=(_start(lead, "onboarding", received_at),),
     )
 
 
@@ -222,11 +243,28 @@ def plan_onboarding(lead: WebsiteLead, received_at: datetime) -> Plan:
 BOOKING_CANCELS = ("five_day", "noshow_recovery")
 
 
+def meeting_link(url: object, catalog: Catalog) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A provider's video link as `meeting_url`, if the catalog declares it and it fits.
+
+    A link on another host is left out (the reminders read well without it), not refused:
+    refusing would lose a signed booking and its reminders. Second: why it was left out.
+    """
+    if url in (None, ""):
+        return {}, ()
+    spec = catalog.fields.get("meeting_url")
+    if spec is None or spec.type != "url":
+        return {}, ("meeting_url is not declared as a url field in the catalog",)
+    try:
+        return {"meeting_url": spec.coerce(url)}, ()
+    except ValueError as exc:
+        return {}, (f"meeting_url {exc}",)
+
+
 def _booking_start(
-    email: str, first_name: str, start: datetime, extra: dict[str, Any]
+    catalog: Catalog, first_name: str, start: datetime, extra: dict[str, Any]
 ) -> tuple[StartSequence, CancelSequences]:
     variables = {"first_name": first_name, "meeting_time": meeting_time_text(start), **extra}
-    variables = {k: v for k, v in variables.items() if v not in (None, "")}
+    variables = event_variables(variables, catalog)
     return (
         StartSequence("precall_prep", start, first_name=first_name, variables=variables),
         CancelSequences(BOOKING_CANCELS, f"call booked for {utc_text(start)}"),
@@ -247,7 +285,7 @@ def calcom_ignore(hook: CalcomWebhook) -> str | None:
     return f"{trigger} needs nothing from notion-queue"
 
 
-def plan_calcom(hook: CalcomWebhook, received_at: datetime) -> Plan:
+def plan_calcom(hook: CalcomWebhook, received_at: datetime, catalog: Catalog) -> Plan:
     booking = hook.payload
     person = booking.booker()
     first = first_name_from(person.firstName, person.name) or ""
@@ -271,10 +309,8 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime) -> Plan:
         return Plan(person.email, contact, cancels=(CancelSequences(("precall_prep",), reason),))
     if booking.startTime is None:
         raise ValueError("payload.startTime is required")
-    meeting_url = (booking.metadata or {}).get("videoCallUrl")
-    start, cancel = _booking_start(
-        person.email, first, booking.startTime, {"meeting_url": meeting_url}
-    )
+    link, dropped = meeting_link((booking.metadata or {}).get("videoCallUrl"), catalog)
+    start, cancel = _booking_start(catalog, first, booking.startTime, link)
     if _calcom_is_reschedule(hook):
         return Plan(
             person.email,
@@ -287,8 +323,9 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime) -> Plan:
                 ),
             ),
             starts=(start,),
+            dropped_fields=dropped,
         )
-    return Plan(person.email, contact, starts=(start,), cancels=(cancel,))
+    return Plan(person.email, contact, starts=(start,), cancels=(cancel,), dropped_fields=dropped)
 
 
 def calcom_key(hook: CalcomWebhook, headers: Mapping[str, str]) -> str:
@@ -312,7 +349,7 @@ def calendly_ignore(hook: CalendlyWebhook) -> str | None:
     return f"{hook.event} needs nothing from notion-queue"
 
 
-def plan_calendly(hook: CalendlyWebhook, received_at: datetime) -> Plan:
+def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog) -> Plan:
     invitee = hook.payload
     first = first_name_from(invitee.first_name, invitee.name) or ""
     event = invitee.scheduled_event
@@ -326,16 +363,18 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime) -> Plan:
     if hook.event == "invitee.created":
         if event is None:
             raise ValueError("payload.scheduled_event is required")
-        join_url = (event.location or {}).get("join_url")
-        start, cancel = _booking_start(
-            invitee.email, first, event.start_time, {"meeting_url": join_url}
-        )
+        link, dropped = meeting_link((event.location or {}).get("join_url"), catalog)
+        start, cancel = _booking_start(catalog, first, event.start_time, link)
         if invitee.old_invitee:
             move = MoveSequence(
                 "precall_prep", event.start_time, f"call moved to {utc_text(event.start_time)}"
             )
-            return Plan(invitee.email, contact, moves=(move,), starts=(start,))
-        return Plan(invitee.email, contact, starts=(start,), cancels=(cancel,))
+            return Plan(
+                invitee.email, contact, moves=(move,), starts=(start,), dropped_fields=dropped
+            )
+        return Plan(
+            invitee.email, contact, starts=(start,), cancels=(cancel,), dropped_fields=dropped
+        )
     if hook.event == "invitee.canceled":
         reason = "call cancelled"
         why = (invitee.cancellation or {}).get("reason")
@@ -346,7 +385,12 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime) -> Plan:
         variables: dict[str, Any] = {"first_name": first}
         if event is not None:
             variables["diagnostic_call_date"] = meeting_time_text(event.start_time)
-        start = StartSequence("noshow_recovery", received_at, first_name=first, variables=variables)
+        start = StartSequence(
+            "noshow_recovery",
+            received_at,
+            first_name=first,
+            variables=event_variables(variables, catalog),
+        )
         return Plan(invitee.email, contact, starts=(start,))
     # invitee_no_show.deleted: the no-show mark was a mistake
     return Plan(
@@ -377,7 +421,9 @@ SUPPRESSION_REASONS = {
 }
 
 
-def plan_unsubscribe(request: UnsubscribeRequest, received_at: datetime) -> Plan:
+def plan_unsubscribe(
+    request: UnsubscribeRequest, received_at: datetime, catalog: Catalog | None = None
+) -> Plan:
     reason = SUPPRESSION_REASONS[request.source]
     return Plan(
         email=request.email,
@@ -412,7 +458,7 @@ def resend_ignore(event: ResendEvent) -> str | None:
     return None
 
 
-def plan_resend(event: ResendEvent, received_at: datetime) -> Plan:
+def plan_resend(event: ResendEvent, received_at: datetime, catalog: Catalog) -> Plan:
     """Record the delivery state on the row; a hard bounce or a complaint also suppresses."""
     state = RESEND_DELIVERY_STATES[event.type]
     deliveries = ((event.data.email_id, state),) if event.data.email_id else ()

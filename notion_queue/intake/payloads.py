@@ -1,5 +1,6 @@
 """Webhook payload models. They accept the seed documents' example payloads as they are;
-extra fields are kept and become template variables."""
+extra fields are kept here, and only those the catalog declares reach an email
+(see notion_queue.event_fields)."""
 
 from __future__ import annotations
 
@@ -81,14 +82,6 @@ class WebsiteLead(BaseModel):
 
     def extras(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-    def variables(self) -> dict[str, Any]:
-        """Every field but the address, as template variables (None values left out)."""
-        data = self.model_dump(exclude={"email"})
-        first = first_name_from(self.first_name, self.name)
-        if first:
-            data["first_name"] = first
-        return {k: v for k, v in data.items() if v is not None and v != ""}
 
 
 class CalcomPerson(BaseModel):

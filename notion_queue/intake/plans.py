@@ -48,6 +48,8 @@ class Plan:
     cancels: tuple[CancelSequences, ...] = ()
     moves: tuple[MoveSequence, ...] = ()
     deliveries: tuple[tuple[str, str], ...] = ()  # (Resend Email ID, delivery state)
+    ignored_fields: tuple[str, ...] = ()  # sent but not declared in the catalog: dropped
+    dropped_fields: tuple[str, ...] = ()  # declared but left out, and why (never the value)
 
 
 def dedupe_key(event_key: str, sequence: str, step_number: int) -> str:

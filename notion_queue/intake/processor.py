@@ -78,7 +78,7 @@ class IntakeProcessor:
     def plan(self, entry: JournalEntry) -> Plan:
         handler = HANDLERS[entry.kind]
         payload = handler.model.model_validate(entry.payload)
-        return handler.plan(payload, entry.received_at)
+        return handler.plan(payload, entry.received_at, self.catalog)
 
     def apply(self, entry: JournalEntry) -> Applied:
         plan = self.plan(entry)
