@@ -477,14 +477,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main_embedded(args: argparse.Namespace) -> int:
+    import tempfile
+
     from notion_queue.testing.soak_embedded import run_embedded_soak
 
     with contextlib.ExitStack() as stack:
-        if args.workdir is None:
-            import tempfile
-
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="notion-queue-soak-"))
-        workdir = args.workdir if args.workdir is not None else Path(tmp)
+        workdir = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="notion-queue-soak-"))
+        )
         report = run_embedded_soak(
             args.events, args.kills, args.seed, workdir, timeout=args.timeout
         )

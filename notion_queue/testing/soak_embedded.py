@@ -59,6 +59,7 @@ class EmbeddedSoakReport:
     messages: int = 0  # .eml files in the outbox
     duplicate_messages: int = 0  # messages beyond one per row
     rows_without_message: int = 0  # sent rows whose message id names no message (lost)
+    stray_temp_files: int = 0  # `.tmp-*` left by a kill mid-write (never read, never counted)
     replayed_sends: int = 0  # rows re-sent after a kill and answered with the first message's id
     kills: int = 0  # SIGKILLs of the worker while it was sending
     worker_runs: int = 0
@@ -226,6 +227,7 @@ def _check(report: EmbeddedSoakReport, db: Path, outbox: Path, kills: int) -> No
         ids[str(headers["Message-ID"]).strip("<>")] += 1
         per_message[(str(headers["To"]), str(headers["Subject"]))] += 1
     report.messages = len(files)
+    report.stray_temp_files = len(list(outbox.glob(".tmp-*"))) if outbox.exists() else 0
     row_ids = {row[3] for row in rows if row[2] == "sent"}
     report.rows_without_message = sum(1 for message_id in row_ids if message_id not in ids)
     strangers = sum(n for message_id, n in ids.items() if message_id not in row_ids)
