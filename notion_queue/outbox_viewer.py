@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from notion_queue.mail.outbox import sent_messages
+
 _NAME = re.compile(r"^[A-Za-z0-9T-]+\.eml$")
 
 STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;
@@ -37,7 +39,7 @@ def _part(message: EmailMessage, kind: str) -> str:
 
 def outbox_routes(folder: Path) -> list[Route]:
     async def index(request: Request) -> Response:
-        files = sorted(Path(folder).glob("*.eml"), reverse=True) if Path(folder).exists() else []
+        files = sent_messages(Path(folder))[::-1]  # newest first
         rows = []
         for path in files[:500]:
             message = _read(path)

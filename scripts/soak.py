@@ -2,7 +2,8 @@
 """The long fault-injection soak (`make soak ARGS='--events 200 --kills 8'`): the real server and
 worker processes against the fake Notion and Resend, with random faults, an outage and SIGKILLs.
 Prints the figures as JSON; exits 1 if an invariant broke. The short version runs in `make test`
-(tests/test_faults_soak.py)."""
+(tests/test_faults_soak.py). `--embedded` soaks the embedded default instead (SQLite queue, outbox
+folder, the worker SIGKILLed while it sends; short version: tests/test_soak_embedded.py)."""
 
 from notion_queue.testing.soak import main
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
-from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from notion_queue.clock import FakeClock
 from notion_queue.mail.base import OutgoingEmail, SendResult
-from notion_queue.mail.outbox import OutboxMailer
+from notion_queue.mail.outbox import OutboxMailer, sent_messages
 from notion_queue.models import RowUpdate, Status, Template
 from notion_queue.store.base import QueueStore
 from notion_queue.worker import STALE_AFTER_SECONDS
@@ -19,7 +18,7 @@ from tests.conftest import T0, Marketer, WorkerFactory, new_row
 
 
 def outbox_messages(outbox: OutboxMailer) -> list[Message]:
-    return [message_from_bytes(p.read_bytes()) for p in sorted(Path(outbox.folder).glob("*.eml"))]
+    return [message_from_bytes(p.read_bytes()) for p in sent_messages(outbox.folder)]
 
 
 def html_part(message: Message) -> str:

@@ -439,7 +439,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--outage-seconds", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after (s)")
     parser.add_argument("--workdir", type=Path, default=None, help="kept; default: a temp dir")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="the embedded default instead (SQLite queue, outbox mailer, no fakes, worker "
+        "killed while sending with SEND_CONCURRENCY=8); --fault-probability and "
+        "--outage-seconds do not apply",
+    )
     args = parser.parse_args(argv)
+    if args.embedded:
+        return _main_embedded(args)
     if args.workdir is not None:
         report = run_soak(
             args.events,
@@ -463,5 +472,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outage_seconds=args.outage_seconds,
                 timeout=args.timeout,
             )
+    print(report.to_json())
+    return 0 if report.ok else 1
+
+
+def _main_embedded(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from notion_queue.testing.soak_embedded import run_embedded_soak
+
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="notion-queue-soak-"))
+        )
+        report = run_embedded_soak(
+            args.events, args.kills, args.seed, workdir, timeout=args.timeout
+        )
     print(report.to_json())
     return 0 if report.ok else 1
