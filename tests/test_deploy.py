@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ["notion-queue-server.service", "notion-queue-worker.service"]
+NEEDS_SYSTEMD_ANALYZE = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="needs systemd-analyze (.ci/run installs it: apt-get install systemd)",
+)
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -30,7 +35,7 @@ def test_unit_has_the_promised_settings(unit: str) -> None:
     assert unit in (ROOT / "deploy" / "README.md").read_text()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+@NEEDS_SYSTEMD_ANALYZE
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     # verify checks that ExecStart's program exists: point the units at this checkout.
     for unit in UNITS:
@@ -46,6 +51,24 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+MAX_EXPOSURE = 2.0
+
+
+@NEEDS_SYSTEMD_ANALYZE
+@pytest.mark.parametrize("unit", UNITS)
+def test_unit_exposure_score_is_at_most_two(unit: str) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(ROOT / "deploy" / unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    failing = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert float(match.group(1)) <= MAX_EXPOSURE, "\n".join(failing)
 
 
 def test_env_example_names_every_required_variable() -> None:
