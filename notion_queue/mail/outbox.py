@@ -17,15 +17,16 @@ from pathlib import Path
 
 from notion_queue.clock import Clock
 from notion_queue.mail.base import OutgoingEmail, SendResult
+from notion_queue.private_files import private_dir
 from notion_queue.render import one_line
 
 
 class OutboxMailer:
     def __init__(self, folder: Path, clock: Clock) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         self._keys = self.folder / ".idempotency"
-        self._keys.mkdir(exist_ok=True)
+        private_dir(self._keys)
         self.clock = clock
 
     def send(self, email: OutgoingEmail) -> SendResult:
