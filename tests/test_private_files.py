@@ -5,12 +5,14 @@ UMask=0077, and files an older version left world-readable are tightened."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from notion_queue.clock import FakeClock
@@ -22,6 +24,7 @@ from notion_queue.unsubscribe import load_secret
 from notion_queue.worker import CycleSummary
 from notion_queue.worker_lock import WorkerLock
 from tests.conftest import T0, WorkerFactory, new_row
+from tests.test_end_to_end import drained, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,32 +156,38 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def test_cli_and_worker_create_only_private_files_under_a_permissive_umask(
+def test_server_cli_and_worker_create_only_private_files_under_a_permissive_umask(
     tmp_path: Path,
 ) -> None:
+    port = free_port()
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
         "STATE_DIR": str(tmp_path / "var" / "state"),
         "SQLITE_PATH": str(tmp_path / "var" / "queue.sqlite3"),
         "OUTBOX_DIR": str(tmp_path / "var" / "outbox"),
     }
-    enqueued = run(
-        [
-            "-m",
-            "notion_queue.cli",
-            "enqueue",
-            "lead_nurture",
-            "--email",
-            "sarah@example.com",
-            "--var",
-            "first_name=Sarah",
-        ],
-        env,
-    )
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log, umask=0o022
+        )
+        try:
+            wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
+            signup = {"email": "sarah@example.com", "first_name": "Sarah"}
+            assert httpx.post(f"{url}/webhook/christmas-signup", json=signup).status_code == 202
+            wait_until(lambda: drained(url))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=15) == 0, (tmp_path / "server.log").read_text()
+    cli = ["-m", "notion_queue.cli", "enqueue", "onboarding", "--email", "tom@example.com"]
+    enqueued = run([*cli, "--var", "first_name=Tom"], env)
     assert enqueued.returncode == 0, enqueued.stderr
     sent = run(["worker.py", "--once"], env)
     assert sent.returncode == 0, sent.stderr
+
     assert list((tmp_path / "var" / "outbox").glob("*.eml"))
+    assert (tmp_path / "var" / "state" / "intake.sqlite3").exists()
     assert (tmp_path / "var" / "state" / "unsubscribe.key").exists()
     assert not_private(tmp_path / "var") == {}
