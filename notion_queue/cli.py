@@ -33,6 +33,7 @@ from notion_queue.intake.plans import StartSequence, expand
 from notion_queue.intake.processor import already_running
 from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, RowUpdate, Status
+from notion_queue.private_files import private_umask
 from notion_queue.render import render
 from notion_queue.settings import Settings, load_settings
 from notion_queue.store.base import QueueStore
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | None = None) -> int:
+    private_umask()
     args = build_parser().parse_args(argv)
     clock = clock or SystemClock()
     try:

@@ -13,6 +13,7 @@ from types import FrameType
 from notion_queue.clock import SystemClock
 from notion_queue.errors import ConfigError, NotionQueueError
 from notion_queue.logs import configure_logging, get_logger
+from notion_queue.private_files import private_umask
 from notion_queue.settings import WORKER_STATUS_FILE, Settings, load_settings
 
 
@@ -27,6 +28,7 @@ def _settings_or_exit() -> Settings:
 
 
 def server_main(argv: Sequence[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(prog="server.py", description="The webhook server.")
     parser.parse_args(argv)
     settings = _settings_or_exit()
@@ -79,6 +81,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
 
 
 def worker_main(argv: Sequence[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(
         prog="worker.py", description="Send due Email Queue rows and mark them."
     )

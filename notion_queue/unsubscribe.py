@@ -12,6 +12,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote
 
+from notion_queue.private_files import private_dir, tighten
+
 
 class UnsubscribeTokens:
     def __init__(self, secret: bytes) -> None:
@@ -55,7 +57,7 @@ def load_secret(configured: str | None, state_dir: Path) -> bytes:
         return configured.encode()
     path = Path(state_dir) / "unsubscribe.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".unsubscribe.{secrets.token_hex(4)}")
         tmp.write_text(secrets.token_urlsafe(32))
         tmp.chmod(0o600)
@@ -63,4 +65,5 @@ def load_secret(configured: str | None, state_dir: Path) -> bytes:
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
         tmp.unlink()
+    tighten(path)
     return path.read_text().strip().encode()

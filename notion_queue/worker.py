@@ -32,6 +32,7 @@ from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
 from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email, utc_text
 from notion_queue.pacing import Backoff
+from notion_queue.private_files import private_file
 from notion_queue.render import RenderedEmail, render
 from notion_queue.store.base import QueueStore, RowNotFound
 from notion_queue.templates import TemplateSource
@@ -249,7 +250,7 @@ class Worker:
             "last_cycle": summary.outcomes,
         }
         tmp = self.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status))
+        private_file(tmp).write_text(json.dumps(status))
         tmp.replace(self.status_file)
 
     def stop(self) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from notion_queue.errors import ConfigError
+from notion_queue.private_files import private_dir, private_file
 
 
 class WorkerLock:
@@ -22,8 +23,8 @@ class WorkerLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        private_dir(self.path.parent)
+        handle = private_file(self.path).open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

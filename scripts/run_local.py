@@ -15,10 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from notion_queue.errors import ConfigError  # noqa: E402
+from notion_queue.private_files import private_umask  # noqa: E402
 from notion_queue.settings import load_settings  # noqa: E402
 
 
 def main() -> int:
+    private_umask()
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -12,12 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from notion_queue.clock import SystemClock
 from notion_queue.errors import NotionQueueError
+from notion_queue.private_files import private_umask
 from notion_queue.seeding import seed_templates
 from notion_queue.settings import load_settings
 from notion_queue.wiring import build_store
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     args = parser.parse_args(argv)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notion_queue.clock import SystemClock
 from notion_queue.errors import NotionQueueError
 from notion_queue.notion_setup import NotionSetup
+from notion_queue.private_files import private_umask
 from notion_queue.settings import NOTION_API_BASE_URL
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 
@@ -69,6 +70,7 @@ def parent_page_problem(gateway: NotionGateway, parent: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--parent-page", required=True, help="the page id or URL to create under")
     parser.add_argument("--with-analytics", action="store_true", help="also create Email Analytics")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from notion_queue.clock import Clock
 from notion_queue.mail.base import OutgoingEmail, SendResult
+from notion_queue.private_files import private_dir
 from notion_queue.render import one_line
 
 LEGACY_KEYS = ".idempotency"  # where earlier versions recorded the keys they had sent
@@ -36,7 +37,7 @@ LEGACY_KEYS = ".idempotency"  # where earlier versions recorded the keys they ha
 class OutboxMailer:
     def __init__(self, folder: Path, clock: Clock) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         self.clock = clock
 
     def send(self, email: OutgoingEmail) -> SendResult:

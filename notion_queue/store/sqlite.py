@@ -23,6 +23,7 @@ from notion_queue.models import (
     Status,
     Template,
 )
+from notion_queue.private_files import private_sqlite_file
 from notion_queue.store.base import RowNotFound, UpsertResult
 
 _SCHEMA = """
@@ -105,7 +106,7 @@ class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(self.path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
