@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from notion_queue import metrics
+from notion_queue.addresses import address_problem
 from notion_queue.clock import Clock
 from notion_queue.errors import (
     AccountError,
@@ -310,7 +311,11 @@ class Worker:
         if not row.email:
             return "Email Address is empty; fill it in and set Status to queued"
         if not is_valid_email(row.email):
-            return f"Email Address {row.email!r} is not a valid address; fix it and set Status to queued"
+            why = address_problem(row.email)
+            return (
+                f"Email Address {row.email!r} is not a valid address{f' ({why})' if why else ''};"
+                " fix it and set Status to queued"
+            )
         if not row.template_id:
             return "Template ID is empty; fill it in and set Status to queued"
         try:
