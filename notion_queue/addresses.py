@@ -26,7 +26,7 @@ MAX_LABEL_LENGTH = 63  # RFC 1035
 # RFC 5322 atext, less the characters the old rule already refused (' and the specials).
 _LOCAL_ATOM = re.compile(r"[A-Za-z0-9!#$%&*+/=?^_`{|}~-]+", re.ASCII)
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", re.ASCII)
-_TOP_LEVEL = re.compile(r"(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+)", re.ASCII)
+_TOP_LEVEL = re.compile(r"(?:[a-z]{2,}|xn--[a-z0-9-]+)", re.ASCII | re.IGNORECASE)
 _ENCODED_WORD = re.compile(r"=\?[^?]*\?[bq]\?", re.IGNORECASE)
 _KINDS = {
     "Cc": "a control character",

@@ -551,3 +551,49 @@ def test_cli_refuses_a_hostile_address(
         "is not a valid email address: it contains an RFC 2047 encoded word"
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Sarah@Example.COM",
+        "o.k+tag@sub.example.co.uk",
+        "user@xn--bcher-kva.de",
+        "a@EXAMPLE.XN--VERMGENSBERATER-CTB",
+        "x_y-z@mail-1.example.io",
+    ],
+)
+def test_an_ascii_address_is_accepted_as_typed(address: str) -> None:
+    assert is_valid_email(address)
+
+
+def test_calcom_booker_named_in_responses_is_found_by_its_ascii_form(
+    journal: Journal, clock: FakeClock
+) -> None:
+    from notion_queue.intake.payloads import CalcomBooking
+
+    booking = CalcomBooking.model_validate(
+        {
+            "attendees": [{"email": "host@example.com"}, {"email": "Guest@Bücher.de"}],
+            "responses": {"email": {"value": "guest@bücher.de"}},
+        }
+    )
+    assert booking.booker().email == "guest@xn--bcher-kva.de"
+
+    client = TestClient(app_for(journal, clock), raise_server_exceptions=False)
+    response = client.post(
+        "/webhook/calcom-booking",
+        json={
+            "triggerEvent": "BOOKING_CREATED",
+            "payload": {
+                "uid": "b1",
+                "startTime": "2025-12-10T14:30:00Z",
+                "attendees": [],
+                "responses": {"email": {"value": "=?utf-8?q?a?=@example.com"}},
+            },
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("payload.responses.email.value: ")
+    assert "RFC 2047" in response.json()["error"]
+    assert journal.backlog() == 0

@@ -117,9 +117,15 @@ class CalcomBooking(BaseModel):
     def booker(self) -> CalcomPerson:
         """The person who booked: responses.email.value, else the first attendee."""
         answer = (self.responses or {}).get("email")
-        address = answer.get("value") if isinstance(answer, dict) else None
+        given = answer.get("value") if isinstance(answer, dict) else None
+        try:
+            address = normalise_email(given) if given else None
+        except ValueError as exc:
+            if not self.attendees:
+                raise ValueError(f"payload.responses.email.value: {exc}") from None
+            address = None
         for person in self.attendees:
-            if address and person.email == str(address).strip().lower():
+            if address and person.email == address:
                 return person
         if self.attendees:
             return self.attendees[0]
