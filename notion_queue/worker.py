@@ -29,7 +29,7 @@ from notion_queue.errors import (
 )
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
-from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email, utc_text
+from notion_queue.models import QueueRow, RowUpdate, Status, utc_text
 from notion_queue.pacing import Backoff
 from notion_queue.render import RenderedEmail, render
 from notion_queue.store.base import QueueStore, RowNotFound
@@ -310,8 +310,8 @@ class Worker:
     def _row_problem(self, row: QueueRow) -> str | None:
         if not row.email:
             return "Email Address is empty; fill it in and set Status to queued"
-        if not is_valid_email(row.email):
-            why = address_problem(row.email)
+        why = address_problem(row.email)  # the rule webhooks follow (notion_queue.addresses)
+        if why is not None:
             return (
                 f"Email Address {row.email!r} is not a valid address{f' ({why})' if why else ''};"
                 " fix it and set Status to queued"
