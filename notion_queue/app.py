@@ -22,6 +22,7 @@ from notion_queue.clock import Clock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.handlers import HANDLERS, Handler
 from notion_queue.intake.journal import Journal
+from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
 from notion_queue.rejections import LogRejectedWebhooks
@@ -58,12 +59,11 @@ async def read_body(request: Request) -> bytes | JSONResponse:
 
 def parse_json(body: bytes) -> dict[str, Any] | JSONResponse:
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error(400, "body is not valid JSON")
-    if not isinstance(data, dict):
-        return error(400, "body must be a JSON object")
-    return data
+        return parse_webhook_body(body)
+    except BodyError as exc:
+        if exc.field is None:
+            return error(exc.status, exc.message)
+        return error(exc.status, str(exc), problems=[{"field": exc.field, "message": exc.message}])
 
 
 def validation_problem(exc: ValidationError) -> JSONResponse:
@@ -123,6 +123,9 @@ def create_app(
 
     def make_endpoint(handler: Handler) -> Any:
         async def endpoint(request: Request) -> Response:
+            unsupported = content_type_problem(request.headers.get("content-type"))
+            if unsupported:
+                return error(415, unsupported)
             body = await read_body(request)
             if isinstance(body, Response):
                 return body

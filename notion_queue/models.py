@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-EMAIL_PATTERN = re.compile(r"^[^@\s<>\"',;:()\[\]\\]+@[^@\s<>\"',;:()\[\]\\]+\.[A-Za-z0-9-]{2,}$")
-MAX_EMAIL_LENGTH = 200  # Notion's limit for an email property
+from notion_queue.addresses import address_problem
 
 
 def utc_text(value: datetime) -> str:
@@ -20,8 +18,8 @@ def utc_text(value: datetime) -> str:
 
 
 def is_valid_email(address: str) -> bool:
-    """One rule for webhooks and for addresses a marketer typed into a row."""
-    return len(address) <= MAX_EMAIL_LENGTH and bool(EMAIL_PATTERN.match(address))
+    """One rule for webhooks and for addresses a marketer typed into a row (see addresses)."""
+    return address_problem(address) is None
 
 
 class Status(StrEnum):

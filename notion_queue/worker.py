@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from notion_queue import metrics
+from notion_queue.addresses import address_problem
 from notion_queue.clock import Clock
 from notion_queue.errors import (
     AccountError,
@@ -30,7 +31,7 @@ from notion_queue.event_fields import FieldSpec, safe_url_fields, url_field_name
 from notion_queue.link_guard import check_links, link_targets
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
-from notion_queue.models import QueueRow, RowUpdate, Status, is_valid_email, utc_text
+from notion_queue.models import QueueRow, RowUpdate, Status, utc_text
 from notion_queue.pacing import Backoff
 from notion_queue.private_files import private_file
 from notion_queue.render import RenderedEmail, render
@@ -314,8 +315,12 @@ class Worker:
     def _row_problem(self, row: QueueRow) -> str | None:
         if not row.email:
             return "Email Address is empty; fill it in and set Status to queued"
-        if not is_valid_email(row.email):
-            return f"Email Address {row.email!r} is not a valid address; fix it and set Status to queued"
+        why = address_problem(row.email)  # the rule webhooks follow (notion_queue.addresses)
+        if why is not None:
+            return (
+                f"Email Address {row.email!r} is not a valid address{f' ({why})' if why else ''};"
+                " fix it and set Status to queued"
+            )
         if not row.template_id:
             return "Template ID is empty; fill it in and set Status to queued"
         try:

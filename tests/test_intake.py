@@ -145,7 +145,9 @@ def test_non_json_is_400_and_huge_body_is_413(tmp_path: Path, clock: FakeClock) 
     client = client_for(journal, None, clock)
 
     not_json = client.post(
-        "/webhook/christmas-signup", content=b"email=sarah", headers={"Content-Type": "text/plain"}
+        "/webhook/christmas-signup",
+        content=b"email=sarah",
+        headers={"Content-Type": "application/json"},  # text/plain is a 415: test_bad_input
     )
     a_list = client.post("/webhook/christmas-signup", json=[SIGNUP])
     huge = client.post("/webhook/christmas-signup", json={**SIGNUP, "notes": "x" * (65 * 1024)})

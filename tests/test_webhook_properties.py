@@ -4,8 +4,10 @@ For each routed endpoint (and /unsubscribe) hypothesis posts arbitrary bytes, ar
 JSON shaped like the real payloads with hostile values. Whatever comes in:
 - the answer is never a 5xx;
 - a 4xx journals nothing (the backlog does not grow);
-- a 202 "accepted" journals an event that can be planned and applied (on SQLite), so the
-  drainer will not reject it later (which would lose an event answered 202).
+- a 202 "accepted" journals an event that the drainer applies (on SQLite) without rejecting
+  it, and every sequence it starts has its rows (an event answered 202 is never lost).
+Hostile shapes are mixed in: deep nesting, huge integers, non-finite numbers, lone surrogates,
+hostile addresses, wrong Content-Types and malformed signature headers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +29,7 @@ from starlette.testclient import TestClient
 
 from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
+from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.handlers import HANDLERS
 from notion_queue.intake.journal import Journal, JournalEntry
 from notion_queue.intake.payloads import normalise_email
@@ -59,6 +64,16 @@ emails = st.one_of(
             "<a@example.com>",
             "a" * 300 + "@example.com",
             "ünï@exämple.com",
+            "user@bücher.de",
+            "sa\x00rah@example.com",
+            "sa\x7frah@example.com",
+            "sa\u202erah@example.com",
+            "sa\u200brah@example.com",
+            "sarah@exa\u200dmple.com",
+            "\ufeffsarah@example.com",
+            "=?utf-8?q?a?=@example.com",
+            "sarah@example.com\u2028",
+            "sa\ud800rah@example.com",
         ]
     ),
     st.emails().map(str),
@@ -232,6 +247,7 @@ class Harness:
         self.processor = IntakeProcessor(
             self.store, load_catalog(known_templates=load_packaged_templates()), self.clock
         )
+        self.drainer = Drainer(self.journal, self.processor, self.clock)
         app = create_app(
             Settings(),
             journal=self.journal,
@@ -253,7 +269,7 @@ class Harness:
                 return entry
         raise AssertionError(f"{event_id} answered 202 but is not pending in the journal")
 
-    def post(self, path: str, content: bytes, **headers: str) -> None:
+    def post(self, path: str, content: bytes, **headers: str | bytes) -> None:
         before = self.journal.backlog()
         response = self.client.post(path, content=content, headers=headers)
         after = self.journal.backlog()
@@ -266,9 +282,7 @@ class Harness:
             assert response.status_code == 200, f"{path} → {response.status_code}"
             if after > before:
                 for entry in self.journal.pending(self.clock.now() + timedelta(days=1), 10**6):
-                    self.processor.plan(entry)
-                    self.processor.apply(entry)
-                    self.journal.mark_done(entry.id)
+                    self.drain(entry)
             return
         assert response.status_code == 202, f"{path} {shown!r} → {response.status_code}"
         answer = response.json()
@@ -279,11 +293,20 @@ class Harness:
             assert after == before
             return
         assert after == before + 1
-        entry = self.entry(answer["event_id"])
-        # What the drainer does with it: plan (pure) and apply (on SQLite) must not fail.
-        self.processor.plan(entry)
-        self.processor.apply(entry)
-        self.journal.mark_done(entry.id)
+        self.drain(self.entry(answer["event_id"]))
+
+    def drain(self, entry: JournalEntry) -> None:
+        """What the server's drainer does with it must finish it, with every started sequence's
+        rows in the store."""
+        plan = self.processor.plan(entry)
+        self.drainer.drain_once()
+        status = self.journal.status_of(entry.id)
+        if status != "done":
+            far = self.clock.now() + timedelta(days=3650)
+            errors = [e.last_error for e in self.journal.pending(far, 10**6) if e.id == entry.id]
+            raise AssertionError(f"202 then {status}: {errors} for {entry.payload!r:.300}")
+        for start in plan.starts:
+            assert self.store.rows_for_email(plan.email, sequence=start.sequence), start
 
 
 @pytest.fixture
@@ -342,3 +365,130 @@ def test_unsubscribe(harness: Harness, email: str, token: str | None, body: byte
         body,
         **{"content-type": "application/x-www-form-urlencoded"},
     )
+
+
+# -- hostile shapes: raw JSON tokens json.dumps cannot write, deep nesting, lone surrogates
+
+RAW_TOKENS = st.one_of(
+    st.sampled_from(["1e999", "-1e999", "1e400", "NaN", "Infinity", "-Infinity", "1" * 22]),
+    st.integers(min_value=4290, max_value=4400).map(lambda n: "9" * n),
+    st.integers(min_value=1, max_value=1000).map(lambda n: "[" * n + "]" * n),
+    st.integers(min_value=1, max_value=40).map(lambda n: '{"a":' * n + "1" + "}" * n),
+)
+lone_surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+hostile_text = st.builds(
+    lambda head, surrogate, tail: head + surrogate + tail,
+    st.text(max_size=8),
+    lone_surrogates,
+    st.text(max_size=8),
+)
+PLACEHOLDER = "\x00raw-token\x00"
+
+
+@st.composite
+def hostile_body(draw: st.DrawFn, kind: str) -> bytes:
+    """A payload shaped for `kind` with one value (or key) somewhere replaced by a hostile one."""
+    body = draw(shaped(kind))
+    containers: list[Any] = []
+    stack: list[Any] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict | list):
+            containers.append(value)
+            stack.extend(value.values() if isinstance(value, dict) else value)
+    target = draw(st.sampled_from(containers))
+    raw = draw(st.one_of(RAW_TOKENS, st.none()))
+    hostile: Any = PLACEHOLDER if raw is not None else draw(hostile_text)
+    if isinstance(target, list) and target:
+        target[draw(st.integers(0, len(target) - 1))] = hostile
+    elif isinstance(target, list):
+        target.append(hostile)
+    elif draw(st.booleans()) and raw is None:
+        target[draw(hostile_text)] = "x"  # a hostile key
+    else:
+        keys = sorted(str(k) for k in target) or ["extra"]
+        target[draw(st.sampled_from([*keys, "extra"]))] = hostile
+    text = json.dumps(body, allow_nan=False)
+    if raw is not None:
+        text = text.replace(json.dumps(PLACEHOLDER), raw, 1)
+    return text.encode()
+
+
+content_types = st.one_of(
+    st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/vnd.api+json",
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+        ]
+    ),
+    st.none(),  # no Content-Type header at all
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=30),
+)
+HOSTILE = settings(EXAMPLES, max_examples=25)
+
+
+@pytest.mark.parametrize("kind", ROUTED)
+@HOSTILE
+@given(data=st.data())
+def test_hostile_bodies_and_content_types(harness: Harness, kind: str, data: st.DataObject) -> None:
+    body = data.draw(hostile_body(kind), label="body")
+    content_type = data.draw(content_types, label="content_type")
+    headers = {} if content_type is None else {"content-type": content_type.encode("latin-1")}
+    harness.post(f"/webhook/{kind}", body, **headers)
+
+
+SIGNATURE_HEADERS = {
+    "christmas-signup": ["x-webhook-signature"],
+    "calcom-booking": ["x-cal-signature-256"],
+    "calendly": ["calendly-webhook-signature"],
+    "resend": ["svix-id", "svix-timestamp", "svix-signature"],
+}
+header_values = st.one_of(
+    st.binary(max_size=80).filter(lambda b: b"\r" not in b and b"\n" not in b and b"\0" not in b),
+    st.builds(
+        lambda t, v: f"t={t},v1={v}".encode("latin-1"),
+        st.one_of(st.integers(), st.text(st.characters(max_codepoint=255), max_size=20)),
+        st.text(st.characters(max_codepoint=255), max_size=70),
+    ),
+    st.sampled_from([b"t=\xb2,v1=ab", b"t=" + b"1" * 400, b"v1,\xff", b"no-secret-provided"]),
+)
+
+
+@pytest.mark.parametrize("kind", sorted(SIGNATURE_HEADERS))
+@HOSTILE
+@given(data=st.data())
+def test_malformed_signature_headers_are_401(kind: str, data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp) / "intake.sqlite3")
+        app = create_app(
+            Settings(
+                webhook_secret="website-secret",  # type: ignore[arg-type]
+                calcom_webhook_secret="calcom-secret",  # type: ignore[arg-type]
+                calendly_webhook_signing_key="calendly-key",  # type: ignore[arg-type]
+                resend_webhook_secret="whsec_" + "A" * 44,  # type: ignore[arg-type]
+            ),
+            journal=journal,
+            drainer=None,
+            clock=FakeClock(T0),
+        )
+        headers = [(b"content-type", b"application/json")] + [
+            (name.encode(), data.draw(header_values, label=name))
+            for name in SIGNATURE_HEADERS[kind]
+        ]
+
+        async def send() -> int:
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.post(f"/webhook/{kind}", content=b"{}", headers=headers)
+            return response.status_code
+
+        try:
+            assert anyio.run(send) == 401
+        finally:
+            journal.close()

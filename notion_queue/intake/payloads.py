@@ -10,18 +10,16 @@ from typing import Annotated, Any, Literal
 from dateutil import parser as dateparser
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 
-from notion_queue.models import is_valid_email
+from notion_queue.addresses import canonical_email
 
 
 def normalise_email(value: object) -> str:
+    """The address as stored and sent (see notion_queue.addresses); ValueError saying why not."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    email = value.strip().lower()
-    if not email:
+    if not value.strip():
         raise ValueError("is required")
-    if not is_valid_email(email):
-        raise ValueError(f"{value!r} is not a valid email address")
-    return email
+    return canonical_email(value)
 
 
 # Times a funnel can mean; anything else is a typo or an attack (and year 1 or 9999 would
@@ -112,9 +110,15 @@ class CalcomBooking(BaseModel):
     def booker(self) -> CalcomPerson:
         """The person who booked: responses.email.value, else the first attendee."""
         answer = (self.responses or {}).get("email")
-        address = answer.get("value") if isinstance(answer, dict) else None
+        given = answer.get("value") if isinstance(answer, dict) else None
+        try:
+            address = normalise_email(given) if given else None
+        except ValueError as exc:
+            if not self.attendees:
+                raise ValueError(f"payload.responses.email.value: {exc}") from None
+            address = None
         for person in self.attendees:
-            if address and person.email == str(address).strip().lower():
+            if address and person.email == address:
                 return person
         if self.attendees:
             return self.attendees[0]
