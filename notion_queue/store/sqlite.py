@@ -23,6 +23,7 @@ from notion_queue.models import (
     Status,
     Template,
 )
+from notion_queue.sqlite_faults import check_file, corrupt_file, is_corrupt
 from notion_queue.store.base import RowNotFound, UpsertResult
 
 _SCHEMA = """
@@ -110,11 +111,18 @@ class SqliteStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._migrate()
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA busy_timeout=30000")
+                check_file(self._db, path, "unsent rows")
+                self._migrate()
+                self._db.executescript(_SCHEMA)
+                self._db.commit()
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                if is_corrupt(exc):
+                    raise corrupt_file(path, exc, "unsent rows") from None
+                raise
 
     def _migrate(self) -> None:
         """Columns added since the first release, for queue files made by it."""
