@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from notion_queue.errors import CorruptFile
+from notion_queue.errors import ConfigError, CorruptFile
 
 _CORRUPT_NAMES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # and extended codes: SQLITE_CORRUPT_INDEX
 _CORRUPT_TEXTS = ("database disk image is malformed", "file is not a database")
@@ -29,6 +29,21 @@ def corrupt_file(path: Path | str, reason: object, what: str) -> CorruptFile:
         f"{path} is corrupt ({reason}): stop the processes, move it aside and restart; {what} "
         f"in it can be recovered with `sqlite3 {path} .recover`"
     )
+
+
+def cannot_open(path: Path | str, exc: BaseException, setting: str) -> ConfigError:
+    return ConfigError(
+        f"{path} cannot be opened ({exc}): check that {setting} names a place this user can "
+        "write to, with free space"
+    )
+
+
+def connect(path: Path | str, setting: str) -> sqlite3.Connection:
+    """Open an SQLite file shared by threads; a place it cannot be opened is one clear line."""
+    try:
+        return sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    except sqlite3.Error as exc:
+        raise cannot_open(path, exc, setting) from None
 
 
 def check_file(db: sqlite3.Connection, path: Path | str, what: str) -> None:

@@ -46,6 +46,7 @@ SUPPRESSED_MAX_AGE_SECONDS = 60.0
 LEASE_TTL_SECONDS = 900.0  # a worker that stops renewing loses the queue after 15 minutes
 RATE_LIMIT_WAITS_PER_ROW = 5
 WAKE_MARGIN_SECONDS = 0.01
+ACCOUNT_PROBE_SECONDS = 60.0  # while an account error pauses sending, try again this often
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,9 @@ class Worker:
     def hold_queue(self, *, wait: bool = True) -> str | None:
         """keep_lease, waiting out a store that cannot be reached (Notion down, 5xx, 429,
         timeouts) with capped back-off, saying so in the status file and the logs. Answers as
-        keep_lease does (None also when stopped while waiting). A store that refuses us (bad
-        token, database not found) raises: waiting would not mend it."""
+        keep_lease does (None also when stopped while waiting). A store that refuses us at start
+        (bad token, database not found) raises: waiting would not mend it. A token refused
+        later pauses sending and is probed every ACCOUNT_PROBE_SECONDS."""
         attempts = 0
         while True:
             try:
@@ -234,6 +236,17 @@ class Worker:
                 )
                 self.write_waiting_status(str(exc))
                 self.pause(delay)
+                if self.stop_event.is_set():
+                    return None
+                continue
+            except AccountError as exc:
+                if self._lease_renew_at is None or not wait:
+                    raise  # at start: a setting to fix, not something to wait out
+                # Mid-run (a token revoked): pause sending and probe, as a cycle would.
+                log.error("account_error", reason=str(exc), action="sending paused until it works")
+                metrics.SENDING_PAUSED.set(1)
+                self.write_status(CycleSummary(account_error=str(exc)))
+                self.pause(ACCOUNT_PROBE_SECONDS)
                 if self.stop_event.is_set():
                     return None
                 continue
@@ -263,7 +276,7 @@ class Worker:
                 log.info("cycle_done", **summary.outcomes)
             wait_for = self.config.poll_interval
             if summary.account_error:
-                wait_for = max(wait_for, 60.0)  # the probe: try again, gently
+                wait_for = max(wait_for, ACCOUNT_PROBE_SECONDS)  # the probe: try again, gently
             elif summary.next_due is not None:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
                 # A hair after the row falls due, so the wake-up query finds it due.

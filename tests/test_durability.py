@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
-from notion_queue.errors import AccountError, CorruptFile
+from notion_queue.errors import AccountError, ConfigError, CorruptFile
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
@@ -29,7 +29,14 @@ from notion_queue.store.notion import NotionStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker import Worker
-from tests.conftest import T0, NotionWorld, WorkerFactory, make_notion_world, new_row
+from tests.conftest import (
+    NOTION_TOKEN,
+    T0,
+    NotionWorld,
+    WorkerFactory,
+    make_notion_world,
+    new_row,
+)
 
 SIGNUP = {"email": "sarah@example.com", "first_name": "Sarah"}
 
@@ -505,3 +512,36 @@ def test_unsubscribe_journals_off_the_event_loop_and_answers_503_when_it_cannot(
         assert "try again" in response.text.lower() or "again" in response.text
     else:
         assert response.status_code == 200 and journal.backlog() == 1
+
+
+def test_a_token_refused_after_start_pauses_sending_instead_of_ending_the_worker(
+    clock: FakeClock, tmp_path: Path, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    worker, waits = worker_for(make_worker, lazy_store(world), tmp_path, clock)
+    assert worker.hold_queue() is None
+    clock.advance(600)  # the lease is due for renewal
+    world.fake.token = "secret_rotated"
+    statuses: list[dict[str, Any]] = []
+
+    def pause(seconds: float) -> None:
+        waits.append(seconds)
+        statuses.append(json.loads(worker.status_file.read_text()))  # type: ignore[union-attr]
+        clock.advance(seconds)
+        world.fake.token = NOTION_TOKEN  # the token is fixed
+
+    worker.pause = pause
+    assert worker.hold_queue() is None
+
+    assert len(waits) == 1 and waits[0] >= 60
+    assert statuses[0]["sending_paused"] is True and "NOTION_TOKEN" in statuses[0]["reason"]
+
+
+def test_a_journal_that_cannot_be_opened_stops_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "intake.sqlite3"
+    path.mkdir()  # e.g. a wrong STATE_DIR: not a file SQLite can open
+
+    with pytest.raises(ConfigError) as caught:
+        Journal(path)
+
+    assert str(path) in str(caught.value) and "STATE_DIR" in str(caught.value)

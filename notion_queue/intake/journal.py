@@ -19,7 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from notion_queue.sqlite_faults import check_file, corrupt_file, describe, is_corrupt
+from notion_queue.sqlite_faults import (
+    cannot_open,
+    check_file,
+    connect,
+    corrupt_file,
+    describe,
+    is_corrupt,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -58,7 +65,7 @@ class Journal:
         self.path = path
         self.corrupt = ""  # SQLite found the file damaged: it stays so until it is replaced
         self.write_error = ""  # the last write failed (disk full, I/O error); cleared by a write
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db = connect(path, "STATE_DIR")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
@@ -72,7 +79,7 @@ class Journal:
                 self._db.close()
                 if is_corrupt(exc):
                     raise corrupt_file(path, exc, RECOVER) from None
-                raise
+                raise cannot_open(path, exc, "STATE_DIR") from None
 
     @contextmanager
     def _noting(self, *, write: bool) -> Iterator[None]:

@@ -23,7 +23,7 @@ from notion_queue.models import (
     Status,
     Template,
 )
-from notion_queue.sqlite_faults import check_file, corrupt_file, is_corrupt
+from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
 from notion_queue.store.base import RowNotFound, UpsertResult
 
 _SCHEMA = """
@@ -107,7 +107,7 @@ class SqliteStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db = connect(path, "SQLITE_PATH")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
@@ -122,7 +122,7 @@ class SqliteStore:
                 self._db.close()
                 if is_corrupt(exc):
                     raise corrupt_file(path, exc, "unsent rows") from None
-                raise
+                raise cannot_open(path, exc, "SQLITE_PATH") from None
 
     def _migrate(self) -> None:
         """Columns added since the first release, for queue files made by it."""
