@@ -398,49 +398,53 @@ def test_starting_on_a_corrupt_queue_file_stops_with_one_line(tmp_path: Path) ->
     assert "unsent rows" in str(caught.value) and str(path) in str(caught.value)
 
 
-class BrokenJournal(Journal):
-    """A journal that SQLite finds damaged under a running server."""
-
-    def pending(self, now: datetime, limit: int = 50) -> Any:
-        with self._noting(write=False):
-            raise sqlite3.DatabaseError("database disk image is malformed")
-
-
-def test_a_journal_found_corrupt_while_running_makes_readyz_503(
+def test_a_journal_corrupted_under_a_running_server_answers_503_and_readyz_says_so(
     tmp_path: Path, clock: FakeClock, catalog: Catalog
 ) -> None:
-    journal = BrokenJournal(tmp_path / "intake.sqlite3")
+    path = tmp_path / "intake.sqlite3"
+    filled_journal(path)
+    journal = Journal(path)  # sound at start
     store = SqliteStore(tmp_path / "queue.sqlite3")
     drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
+    client = client_for(tmp_path, journal, drainer, clock)
+    overwrite_pages(path, 2, 6)
+    with journal._lock:  # what a long-running process does to its page cache sooner or later
+        journal._db.execute("PRAGMA shrink_memory")
 
+    answer = client.post("/webhook/christmas-signup", json=SIGNUP)
     with pytest.raises(sqlite3.DatabaseError):
         drainer.drain_once()
-    ready = client_for(tmp_path, journal, drainer, clock).get("/readyz")
+    ready = client.get("/readyz")
 
+    assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
     assert ready.status_code == 503 and ready.json()["reason"] == "journal corrupt"
     assert "malformed" in ready.json()["journal_error"]
 
 
-class CorruptQueue(SqliteStore):
-    def upsert_contact(self, data: Any) -> Any:
-        raise sqlite3.DatabaseError("database disk image is malformed")
-
-
-def test_a_corrupt_queue_file_keeps_events_and_makes_readyz_503(
+def test_a_queue_file_corrupted_under_a_running_server_keeps_events_and_readyz_says_so(
     tmp_path: Path, clock: FakeClock, catalog: Catalog
 ) -> None:
+    path = tmp_path / "queue.sqlite3"
+    store = SqliteStore(path)
+    for i in range(300):
+        store.add_row(new_row(email=f"l{i}@example.com", dedupe_key=f"d{i}"))
+    with store._lock:
+        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     journal = Journal(tmp_path / "intake.sqlite3")
-    drainer = Drainer(
-        journal, IntakeProcessor(CorruptQueue(tmp_path / "q.sqlite3"), catalog, clock), clock
-    )
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
     signups(journal, 2)
+    overwrite_pages(path, 2, 12)
+    with store._lock:
+        store._db.execute("PRAGMA shrink_memory")
 
-    drainer.drain_once()
+    with capture_logs() as logs:
+        drainer.drain_once()
     ready = client_for(tmp_path, journal, drainer, clock).get("/readyz")
 
-    assert journal.backlog() == 2
+    assert journal.backlog() == 2  # kept, not rejected, not retried as a bug
     assert ready.status_code == 503 and ready.json()["reason"] == "queue file corrupt"
     assert "malformed" in ready.json()["last_error"]
+    assert any(e["event"] == "store_unusable" for e in logs)
 
 
 def test_a_drainer_that_makes_no_progress_for_a_minute_makes_readyz_503(
