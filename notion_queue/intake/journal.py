@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -92,7 +92,8 @@ class Journal:
             elif write:
                 self.write_error = describe(exc)
             if write and self._db.in_transaction:
-                self._db.rollback()
+                with suppress(sqlite3.Error):
+                    self._db.rollback()  # a failed statement must not ride on the next commit
             raise
         if write:
             self.write_error = ""
