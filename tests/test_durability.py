@@ -549,3 +549,22 @@ def test_a_journal_that_cannot_be_opened_stops_with_one_line(tmp_path: Path) -> 
         Journal(path)
 
     assert str(path) in str(caught.value) and "STATE_DIR" in str(caught.value)
+
+
+def test_a_database_id_notion_calls_invalid_keeps_the_events_and_says_why(
+    clock: FakeClock, tmp_path: Path, catalog: Catalog
+) -> None:
+    world = make_notion_world(clock)
+    store = lazy_store(world)
+    world.fake.fail_next("retrieve_database", status=400, code="validation_error")
+    journal = Journal(tmp_path / "intake.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock, connect=store.connect)
+    signups(journal, 1)
+
+    with capture_logs() as logs:
+        drainer.drain_once()
+
+    assert journal.backlog() == 1
+    assert drainer.store_problem == "store configuration error"
+    assert "NOTION_EMAIL_QUEUE_DB_ID" in drainer.last_error
+    assert not any(e["event"] == "drainer_error" for e in logs)

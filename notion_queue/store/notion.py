@@ -16,7 +16,13 @@ from typing import Any
 from notion_client import Client
 
 from notion_queue.clock import Clock
-from notion_queue.errors import ConfigError, MaybeWritten, NotionQueueError, RetryableError
+from notion_queue.errors import (
+    ConfigError,
+    MaybeWritten,
+    NotionQueueError,
+    PermanentError,
+    RetryableError,
+)
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
 from notion_queue.store import notion_schema as s
@@ -102,6 +108,11 @@ class NotionStore:
             raise ConfigError(
                 f"{variable}: database {database_id} not found; check the id and share the "
                 "database with the integration"
+            ) from None
+        except PermanentError as exc:  # 400: not an id Notion accepts
+            raise ConfigError(
+                f"{variable}: Notion cannot look up database {database_id} ({exc}); use the id "
+                "from the database's URL"
             ) from None
         sources = db.get("data_sources") or []
         if not sources:
