@@ -22,9 +22,11 @@ from notion_queue.clock import Clock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.handlers import HANDLERS, Handler
 from notion_queue.intake.journal import Journal
+from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.readiness import readiness
 from notion_queue.rejections import LogRejectedWebhooks
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import WORKER_STATUS_FILE, Settings
@@ -64,6 +66,15 @@ def parse_json(body: bytes) -> dict[str, Any] | JSONResponse:
         if exc.field is None:
             return error(exc.status, exc.message)
         return error(exc.status, str(exc), problems=[{"field": exc.field, "message": exc.message}])
+
+
+def not_journaled() -> JSONResponse:
+    """The event is not saved: the caller must send it again (never a 202, never a 500)."""
+    return JSONResponse(
+        {"error": "the event could not be saved; send it again later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def validation_problem(exc: ValidationError) -> JSONResponse:
@@ -151,14 +162,16 @@ def create_app(
                 log.info("event_field_ignored", kind=handler.kind, field=name)
             for reason in plan.dropped_fields:
                 log.warning("event_field_dropped", kind=handler.kind, reason=reason)
-            # The durable write waits for fsync: off the event loop, so other requests go on.
-            event_id, is_new = await anyio.to_thread.run_sync(
-                journal.append,
+            journaled = await journal_event(
+                journal,
                 handler.kind,
                 handler.event_key(payload, request.headers),
                 payload.model_dump(mode="json"),
                 clock.now(),
             )
+            if journaled is None:
+                return not_journaled()
+            event_id, is_new = journaled
             if drainer is not None and is_new:
                 drainer.notify()
             log.info("event_accepted", kind=handler.kind, event_id=event_id, duplicate=not is_new)
@@ -173,18 +186,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        backlog = journal.backlog()
-        store_ok = drainer.store_ok if drainer is not None else True
         worker = read_worker_status(settings)
-        sending_paused = bool(worker and worker.get("sending_paused"))
-        ready = store_ok and not sending_paused
-        body = {
-            "status": "ready" if ready else "degraded",
-            "journal_backlog": backlog,
-            "store_ok": store_ok,
-            "last_error": drainer.last_error if drainer is not None else "",
-            "worker": worker,
-        }
+        ready, body = await anyio.to_thread.run_sync(readiness, journal, drainer, worker)
         return JSONResponse(body, status_code=200 if ready else 503)
 
     routes = [

@@ -9,12 +9,18 @@ import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from notion_queue.clock import SystemClock
-from notion_queue.errors import ConfigError, NotionQueueError
+from notion_queue.errors import ConfigError, NotionQueueError, RetryableError
 from notion_queue.logs import configure_logging, get_logger
 from notion_queue.private_files import private_umask
 from notion_queue.settings import WORKER_STATUS_FILE, Settings, load_settings
+
+if TYPE_CHECKING:
+    from notion_queue.mail.base import Mailer
+    from notion_queue.store.base import QueueStore
+    from notion_queue.worker import Worker
 
 
 def _settings_or_exit() -> Settings:
@@ -39,21 +45,29 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     from notion_queue.intake.drainer import Drainer
     from notion_queue.intake.journal import Journal
     from notion_queue.intake.processor import IntakeProcessor
-    from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
+    from notion_queue.wiring import (
+        build_catalog,
+        build_store,
+        build_unsubscribe,
+        store_connector,
+    )
 
     clock = SystemClock()
     log = get_logger("notion_queue.server")
     try:
         catalog = build_catalog(settings)
+        # Neither makes a request: the server starts, and journals webhooks, while Notion is
+        # down; the drainer reaches the store when it answers.
         store = build_store(settings, clock)
+        journal = Journal(settings.state_dir / "intake.sqlite3")
     except NotionQueueError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2
-    journal = Journal(settings.state_dir / "intake.sqlite3")
     drainer = Drainer(
         journal,
         IntakeProcessor(store, catalog, clock, testing_mode=settings.testing_mode),
         clock,
+        connect=store_connector(store),
     )
     app = create_app(
         settings,
@@ -104,6 +118,13 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     lock = WorkerLock(settings.state_dir, queue_name)
     try:
         lock.acquire()
+    except NotionQueueError as exc:
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 2
+    store: QueueStore | None = None
+    mailer: Mailer | None = None
+    worker: Worker | None = None
+    try:
         store = build_store(settings, clock)
         mailer = build_mailer(settings, clock)
         worker = build_worker(settings, clock, store, mailer)
@@ -113,34 +134,42 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         worker.lease_holder = (
             f"the worker on {socket.gethostname()} ({settings.state_dir.resolve()})"
         )
-        holder = worker.keep_lease()
+
+        def stop(signum: int, frame: FrameType | None, worker: Worker = worker) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            worker.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        # The lease claim is the worker's first request: while the store cannot be reached it
+        # waits (--once tries once: cron runs it again); a store that refuses us stops it.
+        holder = worker.hold_queue(wait=not args.once)
         if holder is not None:
             raise ConfigError(f"another worker already serves {queue_name}: {holder}")
-    except NotionQueueError as exc:
-        lock.release()
-        print(f"notion-queue: {exc}", file=sys.stderr)
-        return 2
+        if worker.stop_event.is_set():
+            return 0
+        if settings.metrics_port and not args.once:
+            from notion_queue import metrics
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if settings.metrics_port and not args.once:
-        from notion_queue import metrics
-
-        metrics.serve(settings.metrics_port, settings.host)
-    try:
+            metrics.serve(settings.metrics_port, settings.host)
         if args.once:
             summary = worker.run_once()
             log.info("cycle_done", **summary.outcomes)
             return 1 if summary.account_error else 0
         worker.run_forever()
         return 0
+    except RetryableError as exc:  # --once while the store cannot be reached
+        print(f"notion-queue: {exc}; try again later", file=sys.stderr)
+        return 1
+    except NotionQueueError as exc:
+        print(f"notion-queue: {exc}", file=sys.stderr)
+        return 2
     finally:
-        with contextlib.suppress(NotionQueueError):
-            worker.release_lease()
-        mailer.close()
-        store.close()
+        if worker is not None:
+            with contextlib.suppress(NotionQueueError):
+                worker.release_lease()
+        if mailer is not None:
+            mailer.close()
+        if store is not None:
+            store.close()
         lock.release()

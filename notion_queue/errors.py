@@ -2,6 +2,7 @@
 
 NotionQueueError
  ├── ConfigError          settings, catalog or schema are wrong: the process cannot start
+ │    └── CorruptFile     a journal or queue file is damaged: move it aside, then start
  ├── RetryableError       try the same thing again later (any 429 or 529, 5xx, timeout, network)
  │    ├── RateLimited     ... after `retry_after` seconds
  │    └── MaybeWritten    a write may have happened: look before writing again
@@ -22,6 +23,10 @@ class NotionQueueError(Exception):
 
 class ConfigError(NotionQueueError):
     pass
+
+
+class CorruptFile(ConfigError):
+    """An SQLite file that SQLite itself calls damaged; the message says what to do."""
 
 
 class RetryableError(NotionQueueError):

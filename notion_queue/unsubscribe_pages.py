@@ -16,6 +16,7 @@ from starlette.routing import Route
 from notion_queue.clock import Clock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
+from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.logs import get_logger
 from notion_queue.unsubscribe import UnsubscribeTokens
 
@@ -69,12 +70,23 @@ def unsubscribe_routes(
         if email is None:
             return invalid_link()
         now = clock.now()
-        event_id, is_new = journal.append(
+        journaled = await journal_event(
+            journal,
             "unsubscribe",
             f"unsubscribe:link:{email}:{now:%Y%m%d%H}",
             {"email": email, "source": "link"},
             now,
         )
+        if journaled is None:
+            response = page(
+                "Please try again in a minute",
+                "<p>We could not record your request just now. Nothing was changed; please "
+                "press the button again in a minute.</p>",
+                status=503,
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+        event_id, is_new = journaled
         if drainer is not None and is_new:
             drainer.notify()
         log.info("unsubscribe_accepted", event_id=event_id, duplicate=not is_new)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from notion_queue.clock import Clock
@@ -40,6 +42,12 @@ def build_store(
         contacts_db_id=str(settings.notion_contacts_db_id),
         analytics_db_id=settings.notion_analytics_db_id,
     )
+
+
+def store_connector(store: QueueStore) -> Callable[[], None] | None:
+    """What reaches the store before the drainer applies events: Notion's data sources are
+    looked up when Notion answers, not at start-up. SQLite needs nothing."""
+    return store.connect if isinstance(store, NotionStore) else None
 
 
 def build_mailer(

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ SUPPRESSED_MAX_AGE_SECONDS = 60.0
 LEASE_TTL_SECONDS = 900.0  # a worker that stops renewing loses the queue after 15 minutes
 RATE_LIMIT_WAITS_PER_ROW = 5
 WAKE_MARGIN_SECONDS = 0.01
+ACCOUNT_PROBE_SECONDS = 60.0  # while an account error pauses sending, try again this often
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,11 @@ class Worker:
         self.backoff = backoff or Backoff(base=30, cap=1800)
         self.status_file = status_file
         self.lease_holder: str | None = None
-        self._lease_renew_at: float | None = None
         self.stop_event = threading.Event()
+        # Waiting for an unreachable store: capped, and cut short by stop() (SIGTERM).
+        self.store_backoff = Backoff(base=1, cap=60)
+        self.pause: Callable[[float], object] = self.stop_event.wait
+        self._lease_renew_at: float | None = None
         self._not_before: dict[str, datetime] = {}
         self._suppressed: set[str] | None = None
         self._suppressed_at = 0.0
@@ -212,6 +217,48 @@ class Worker:
             self._lease_renew_at = now + LEASE_TTL_SECONDS / 3
         return other
 
+    def hold_queue(self, *, wait: bool = True) -> str | None:
+        """keep_lease, waiting out a store that cannot be reached (Notion down, 5xx, 429,
+        timeouts) with capped back-off, saying so in the status file and the logs. Answers as
+        keep_lease does (None also when stopped while waiting). A store that refuses us at start
+        (bad token, database not found) raises: waiting would not mend it. A token refused
+        later pauses sending and is probed every ACCOUNT_PROBE_SECONDS."""
+        attempts = 0
+        while True:
+            try:
+                other = self.keep_lease()
+            except RetryableError as exc:
+                if not wait:
+                    raise
+                attempts += 1
+                delay = self.store_backoff.delay(attempts)
+                log.warning(
+                    "store_unreachable",
+                    reason=str(exc),
+                    attempts=attempts,
+                    retry_in=round(delay, 1),
+                    action="waiting for the store before sending",
+                )
+                self.write_waiting_status(str(exc))
+                self.pause(delay)
+                if self.stop_event.is_set():
+                    return None
+                continue
+            except AccountError as exc:
+                if self._lease_renew_at is None or not wait:
+                    raise  # at start: a setting to fix, not something to wait out
+                # Mid-run (a token revoked): pause sending and probe, as a cycle would.
+                log.error("account_error", reason=str(exc), action="sending paused until it works")
+                metrics.SENDING_PAUSED.set(1)
+                self.write_status(CycleSummary(account_error=str(exc)))
+                self.pause(ACCOUNT_PROBE_SECONDS)
+                if self.stop_event.is_set():
+                    return None
+                continue
+            if attempts:
+                log.info("store_reached", after_attempts=attempts)
+            return other
+
     def release_lease(self) -> None:
         if self.lease_holder is not None and self._lease_renew_at is not None:
             self.store.release_lease(self.lease_holder)
@@ -222,7 +269,9 @@ class Worker:
         stop() (SIGTERM/SIGINT); the rows in hand are finished before the worker exits."""
         log.info("worker_started", poll_interval=self.config.poll_interval)
         while not self.stop_event.is_set():
-            other = self.keep_lease()
+            other = self.hold_queue()
+            if self.stop_event.is_set():
+                break
             if other is not None:
                 log.error("lease_lost", holder=other, action="stopping: another worker serves")
                 break
@@ -232,7 +281,7 @@ class Worker:
                 log.info("cycle_done", **summary.outcomes)
             wait_for = self.config.poll_interval
             if summary.account_error:
-                wait_for = max(wait_for, 60.0)  # the probe: try again, gently
+                wait_for = max(wait_for, ACCOUNT_PROBE_SECONDS)  # the probe: try again, gently
             elif summary.next_due is not None:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
                 # A hair after the row falls due, so the wake-up query finds it due.
@@ -250,9 +299,26 @@ class Worker:
             "at": self.clock.now().isoformat(),
             "last_cycle": summary.outcomes,
         }
+        self._write_status_file(status)
+
+    def _write_status_file(self, status: dict[str, Any]) -> None:
+        if self.status_file is None:
+            return
         tmp = self.status_file.with_suffix(".tmp")
         private_file(tmp).write_text(json.dumps(status))
         tmp.replace(self.status_file)
+
+    def write_waiting_status(self, reason: str) -> None:
+        """The worker cannot reach the store: nothing is sent until it can."""
+        self._write_status_file(
+            {
+                "sending_paused": False,
+                "waiting_for_store": True,
+                "reason": reason,
+                "at": self.clock.now().isoformat(),
+                "last_cycle": {},
+            }
+        )
 
     def stop(self) -> None:
         self.stop_event.set()

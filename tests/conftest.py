@@ -73,6 +73,7 @@ def make_notion_world(
         contacts_db_id=report.database_ids["Contacts"],
         analytics_db_id=report.database_ids.get("Email Analytics"),
     )
+    store.connect()  # as a started process has, so request counts start from a resolved store
     fake.requests.clear()
     return NotionWorld(fake, store, report.database_ids, report.data_source_ids)
 

@@ -2,6 +2,8 @@
 
 SQLite in WAL mode with synchronous=FULL, so a committed event survives a crash or power cut.
 The drainer works through pending entries; an entry is kept (done) for duplicate detection.
+A damaged file stops start-up with one line (CorruptFile); at run time every sqlite3 error is
+noted in `corrupt` or `write_error` for /readyz, and raised to the caller.
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from notion_queue.private_files import private_dir, private_sqlite_file
+from notion_queue.sqlite_faults import (
+    cannot_open,
+    check_file,
+    connect,
+    corrupt_file,
+    describe,
+    is_corrupt,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -44,19 +56,49 @@ class JournalEntry:
     last_error: str = ""
 
 
+RECOVER = "pending events"
+
+
 class Journal:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             private_dir(Path(path).parent)  # STATE_DIR
             private_sqlite_file(path)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self.path = path
+        self.corrupt = ""  # SQLite found the file damaged: it stays so until it is replaced
+        self.write_error = ""  # the last write failed (disk full, I/O error); cleared by a write
+        self._db = connect(path, "STATE_DIR")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                check_file(self._db, path, RECOVER)
+                self._db.executescript(_SCHEMA)
+                self._db.commit()
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                if is_corrupt(exc):
+                    raise corrupt_file(path, exc, RECOVER) from None
+                raise cannot_open(path, exc, "STATE_DIR") from None
+
+    @contextmanager
+    def _noting(self, *, write: bool) -> Iterator[None]:
+        """Note what an sqlite3 error says about the file (for /readyz), then let it go on up."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                self.corrupt = describe(exc)
+            elif write:
+                self.write_error = describe(exc)
+            if write and self._db.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._db.rollback()  # a failed statement must not ride on the next commit
+            raise
+        if write:
+            self.write_error = ""
 
     def append(
         self, kind: str, event_key: str, payload: dict[str, Any], received_at: datetime
@@ -64,7 +106,7 @@ class Journal:
         """Commit the event; answers (event id, True), or the first one's id and False when an
         event with this key was journaled before."""
         event_id = f"evt_{secrets.token_hex(10)}"
-        with self._lock:
+        with self._lock, self._noting(write=True):
             try:
                 self._db.execute(
                     "INSERT INTO events (id, event_key, kind, payload, received_at)"
@@ -81,7 +123,7 @@ class Journal:
                 return str(row["id"]), False
 
     def pending(self, now: datetime, limit: int = 50) -> list[JournalEntry]:
-        with self._lock:
+        with self._lock, self._noting(write=False):
             rows = self._db.execute(
                 "SELECT * FROM events WHERE status = 'pending'"
                 " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
@@ -106,7 +148,7 @@ class Journal:
 
     def mark_rejected(self, event_id: str, reason: str) -> None:
         """An event that can never be applied (a bug, or a catalog that changed under it)."""
-        with self._lock:
+        with self._lock, self._noting(write=True):
             self._db.execute(
                 "UPDATE events SET status = 'rejected', last_error = ? WHERE id = ?",
                 (reason, event_id),
@@ -114,7 +156,7 @@ class Journal:
             self._db.commit()
 
     def retry_later(self, event_id: str, attempts: int, at: datetime, error: str) -> None:
-        with self._lock:
+        with self._lock, self._noting(write=True):
             self._db.execute(
                 "UPDATE events SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                 (attempts, at.isoformat(), error, event_id),
@@ -122,19 +164,19 @@ class Journal:
             self._db.commit()
 
     def backlog(self) -> int:
-        with self._lock:
+        with self._lock, self._noting(write=False):
             row = self._db.execute(
                 "SELECT COUNT(*) FROM events WHERE status = 'pending'"
             ).fetchone()
         return int(row[0])
 
     def status_of(self, event_id: str) -> str | None:
-        with self._lock:
+        with self._lock, self._noting(write=False):
             row = self._db.execute("SELECT status FROM events WHERE id = ?", (event_id,)).fetchone()
         return str(row[0]) if row else None
 
     def _set(self, event_id: str, sql: str) -> None:
-        with self._lock:
+        with self._lock, self._noting(write=True):
             self._db.execute(sql, (event_id,))
             self._db.commit()
 

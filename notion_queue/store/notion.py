@@ -1,13 +1,14 @@
 """The production QueueStore: the Email Queue, Templates and Contacts databases in Notion.
 
-Database ids (what users copy from Notion URLs) are resolved to their data sources at start-up
-(Notion-Version 2025-09-03). Every call goes through NotionGateway (pacing, retries).
+Database ids (what users copy from Notion URLs) are resolved to their data sources when Notion
+first answers (Notion-Version 2025-09-03), not at construction. Every call goes through NotionGateway (pacing, retries).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,13 @@ from typing import Any
 from notion_client import Client
 
 from notion_queue.clock import Clock
-from notion_queue.errors import ConfigError, MaybeWritten, NotionQueueError, RetryableError
+from notion_queue.errors import (
+    ConfigError,
+    MaybeWritten,
+    NotionQueueError,
+    PermanentError,
+    RetryableError,
+)
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
 from notion_queue.store import notion_schema as s
@@ -23,6 +30,9 @@ from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway
 
 PAGE_SIZE = 100
+# A start-up look-up fails fast: its caller (the drainer, the worker's start) waits with its own
+# back-off, and /readyz says "store unreachable" meanwhile.
+RESOLVE_RETRIES = 1
 log = get_logger(__name__)
 
 
@@ -36,16 +46,19 @@ class NotionStore:
         contacts_db_id: str,
         analytics_db_id: str | None = None,
     ) -> None:
+        """Makes no request: the data sources are resolved by connect(), or by the first call
+        that needs one, so a process starts (and journals webhooks) while Notion is down."""
         self.gateway = gateway
         self.client: Client = gateway.client
-        self.queue_ds = self.resolve_data_source(email_queue_db_id, "NOTION_EMAIL_QUEUE_DB_ID")
-        self.templates_ds = self.resolve_data_source(templates_db_id, "NOTION_TEMPLATES_DB_ID")
-        self.contacts_ds = self.resolve_data_source(contacts_db_id, "NOTION_CONTACTS_DB_ID")
-        self.analytics_ds = (
-            self.resolve_data_source(analytics_db_id, "NOTION_ANALYTICS_DB_ID")
-            if analytics_db_id
-            else None
-        )
+        self._databases: dict[str, tuple[str, str]] = {
+            "queue": (email_queue_db_id, "NOTION_EMAIL_QUEUE_DB_ID"),
+            "templates": (templates_db_id, "NOTION_TEMPLATES_DB_ID"),
+            "contacts": (contacts_db_id, "NOTION_CONTACTS_DB_ID"),
+        }
+        if analytics_db_id:
+            self._databases["analytics"] = (analytics_db_id, "NOTION_ANALYTICS_DB_ID")
+        self._data_sources: dict[str, str] = {}
+        self._resolving = threading.Lock()
         self._contacts: dict[str, Contact] = {}
         self._lease: tuple[str, str, datetime] | None = None  # page id, holder, until
 
@@ -53,17 +66,53 @@ class NotionStore:
     def clock(self) -> Clock:
         return self.gateway.clock
 
+    def connect(self) -> None:
+        """Resolve every database to its data source (those not resolved yet). Raises
+        RetryableError while Notion cannot be reached, ConfigError (a database not found or not
+        shared) or AccountError (token refused) when the settings are wrong."""
+        with self._resolving:
+            for role, (database_id, variable) in self._databases.items():
+                if role not in self._data_sources:
+                    self._data_sources[role] = self.resolve_data_source(database_id, variable)
+
+    def _data_source(self, role: str) -> str:
+        if role not in self._data_sources:
+            self.connect()
+        return self._data_sources[role]
+
+    @property
+    def queue_ds(self) -> str:
+        return self._data_source("queue")
+
+    @property
+    def templates_ds(self) -> str:
+        return self._data_source("templates")
+
+    @property
+    def contacts_ds(self) -> str:
+        return self._data_source("contacts")
+
+    @property
+    def analytics_ds(self) -> str | None:
+        return self._data_source("analytics") if "analytics" in self._databases else None
+
     def resolve_data_source(self, database_id: str, variable: str) -> str:
         try:
             db = self.gateway.call(
                 "retrieve_database",
                 "read",
                 lambda: self.client.databases.retrieve(database_id=database_id),
+                max_retries=RESOLVE_RETRIES,
             )
         except NotFound:
             raise ConfigError(
                 f"{variable}: database {database_id} not found; check the id and share the "
                 "database with the integration"
+            ) from None
+        except PermanentError as exc:  # 400: not an id Notion accepts
+            raise ConfigError(
+                f"{variable}: Notion cannot look up database {database_id} ({exc}); use the id "
+                "from the database's URL"
             ) from None
         sources = db.get("data_sources") or []
         if not sources:
@@ -81,11 +130,14 @@ class NotionStore:
             kwargs = dict(body, page_size=body.get("page_size", PAGE_SIZE))
             if cursor:
                 kwargs["start_cursor"] = cursor
-            response = self.gateway.call(
-                name,
-                "read",
-                lambda kw=kwargs: self.client.data_sources.query(data_source_id, **kw),  # type: ignore[misc]
-            )
+            try:
+                response = self.gateway.call(
+                    name,
+                    "read",
+                    lambda kw=kwargs: self.client.data_sources.query(data_source_id, **kw),  # type: ignore[misc]
+                )
+            except NotFound as exc:
+                raise _unshared(data_source_id, exc) from None
             yield from response.get("results", [])
             cursor = response.get("next_cursor")
             if not response.get("has_more") or not cursor:
@@ -99,14 +151,18 @@ class NotionStore:
 
     def add_row(self, row: NewRow) -> QueueRow:
         properties = s.new_row_properties(row)
-        page = self.gateway.call(
-            "create_page",
-            "create",
-            lambda: self.client.pages.create(
-                parent={"type": "data_source_id", "data_source_id": self.queue_ds},
-                properties=properties,
-            ),
-        )
+        queue_ds = self.queue_ds
+        try:
+            page = self.gateway.call(
+                "create_page",
+                "create",
+                lambda: self.client.pages.create(
+                    parent={"type": "data_source_id", "data_source_id": queue_ds},
+                    properties=properties,
+                ),
+            )
+        except NotFound as exc:
+            raise _unshared(queue_ds, exc) from None
         if "committed_resource_id" in page:
             return self.get_row(page["committed_resource_id"])
         return s.page_to_row(page)
@@ -454,6 +510,15 @@ def _parse_lease_expiry(text: str) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _unshared(data_source_id: str, exc: NotFound) -> ConfigError:
+    """A data source that was found at start and is gone now: unshared or deleted. A setting to
+    fix, not a reason to drop the event that needed it."""
+    return ConfigError(
+        f"Notion data source {data_source_id} is no longer reachable ({exc}); share its database "
+        "with the integration again (the database's ••• → Connections)"
+    )
 
 
 def _display_name(data: ContactData) -> str:

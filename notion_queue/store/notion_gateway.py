@@ -101,7 +101,11 @@ class NotionGateway:
         self.backoff = backoff or Backoff(base=0.5, cap=30)
         self.stats = NotionStats()
 
-    def call(self, name: str, kind: CallKind, fn: Callable[[], Any]) -> Any:
+    def call(
+        self, name: str, kind: CallKind, fn: Callable[[], Any], *, max_retries: int | None = None
+    ) -> Any:
+        """`max_retries` overrides the gateway's for this call (5xx, timeouts, network errors)."""
+        limit = self.max_retries if max_retries is None else max_retries
         retries = 0
         waits = 0
         while True:
@@ -160,7 +164,7 @@ class NotionGateway:
                     f"Notion {name} may or may not have been written ({_describe(status, code)})"
                 ) from None
             retries += 1
-            if retries > self.max_retries:
+            if retries > limit:
                 raise RetryableError(
                     f"Notion {name} failed {retries} times ({_describe(status, code)})"
                 ) from None

@@ -24,6 +24,7 @@ from notion_queue.models import (
     Template,
 )
 from notion_queue.private_files import private_sqlite_file
+from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
 from notion_queue.store.base import RowNotFound, UpsertResult
 
 _SCHEMA = """
@@ -107,15 +108,22 @@ class SqliteStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             private_sqlite_file(self.path)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db = connect(path, "SQLITE_PATH")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._migrate()
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA busy_timeout=30000")
+                check_file(self._db, path, "unsent rows")
+                self._migrate()
+                self._db.executescript(_SCHEMA)
+                self._db.commit()
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                if is_corrupt(exc):
+                    raise corrupt_file(path, exc, "unsent rows") from None
+                raise cannot_open(path, exc, "SQLITE_PATH") from None
 
     def _migrate(self) -> None:
         """Columns added since the first release, for queue files made by it."""

@@ -339,9 +339,10 @@ def _wait_healthy(url: str, proc: Proc) -> None:
     def healthy() -> bool:
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
-        return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        # store_ok: the drainer has looked up the data sources (the server's once-only cost).
+        return bool(httpx.get(f"{url}/readyz", timeout=5).json()["store_ok"])
 
-    _wait_until(healthy, 60, "the server to answer /healthz")
+    _wait_until(healthy, 60, "the server to reach the store")
 
 
 def _backlog_rows(count: int, scheduled: datetime, tag: str) -> Iterator[NewRow]:
