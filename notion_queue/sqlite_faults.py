@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from notion_queue.errors import ConfigError, CorruptFile
+from notion_queue.private_files import private_sqlite_file
 
 _CORRUPT_NAMES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # and extended codes: SQLITE_CORRUPT_INDEX
 _CORRUPT_TEXTS = ("database disk image is malformed", "file is not a database")
@@ -39,10 +40,13 @@ def cannot_open(path: Path | str, exc: BaseException, setting: str) -> ConfigErr
 
 
 def connect(path: Path | str, setting: str) -> sqlite3.Connection:
-    """Open an SQLite file shared by threads; a place it cannot be opened is one clear line."""
+    """Open an SQLite file shared by threads, readable by this user only (made 0600 before
+    SQLite opens it); a place it cannot be opened is one clear line."""
     try:
+        if str(path) != ":memory:":
+            private_sqlite_file(path)
         return sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-    except sqlite3.Error as exc:
+    except (OSError, sqlite3.Error) as exc:
         raise cannot_open(path, exc, setting) from None
 
 

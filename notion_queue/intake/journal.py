@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from notion_queue.private_files import private_dir, private_sqlite_file
+from notion_queue.private_files import private_dir
 from notion_queue.sqlite_faults import (
     cannot_open,
     check_file,
@@ -63,7 +63,6 @@ class Journal:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             private_dir(Path(path).parent)  # STATE_DIR
-            private_sqlite_file(path)
         self.path = path
         self.corrupt = ""  # SQLite found the file damaged: it stays so until it is replaced
         self.write_error = ""  # the last write failed (disk full, I/O error); cleared by a write

@@ -23,7 +23,6 @@ from notion_queue.models import (
     Status,
     Template,
 )
-from notion_queue.private_files import private_sqlite_file
 from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
 from notion_queue.store.base import RowNotFound, UpsertResult
 
@@ -106,8 +105,6 @@ def _dt(value: str | None) -> datetime | None:
 class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            private_sqlite_file(self.path)
         self._db = connect(path, "SQLITE_PATH")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
