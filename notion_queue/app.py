@@ -24,6 +24,8 @@ from notion_queue.intake.handlers import HANDLERS, Handler
 from notion_queue.intake.journal import Journal
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.production import endpoint_protection
+from notion_queue.rate_limit import Refusal, UnsignedLimits
 from notion_queue.settings import WORKER_STATUS_FILE, Settings
 from notion_queue.signatures import (
     verify_calcom_signature,
@@ -64,6 +66,12 @@ def parse_json(body: bytes) -> dict[str, Any] | JSONResponse:
     return data
 
 
+def too_many(refusal: Refusal) -> JSONResponse:
+    response = error(429, refusal.message)
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def validation_problem(exc: ValidationError) -> JSONResponse:
     problems = []
     for item in exc.errors():
@@ -92,6 +100,7 @@ def create_app(
     unsubscribe: UnsubscribeTokens | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal)."""
+    limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
         """Each source signs its own way; a source with no secret configured is not checked."""
@@ -117,7 +126,15 @@ def create_app(
         return None
 
     def make_endpoint(handler: Handler) -> Any:
+        protection = endpoint_protection(settings, handler.signature)
+        limited = protection.protection == "unsigned_rate_limited"
+
         async def endpoint(request: Request) -> Response:
+            if protection.protection == "off":
+                return error(404, protection.off_message)
+            host = request.client.host if request.client else ""
+            if limited and (refusal := limits.check_client(host)):
+                return too_many(refusal)
             body = await read_body(request)
             if isinstance(body, Response):
                 return body
@@ -136,9 +153,11 @@ def create_app(
                 log.info("event_ignored", kind=handler.kind, reason=reason)
                 return JSONResponse({"status": "ignored", "reason": reason}, status_code=202)
             try:
-                handler.plan(payload, clock.now())  # pure: proves the event can be applied
+                plan = handler.plan(payload, clock.now())  # pure: proves the event can be applied
             except ValueError as exc:
                 return error(422, str(exc))
+            if limited and (refusal := limits.check_address(plan.email)):
+                return too_many(refusal)
             # The durable write waits for fsync: off the event loop, so other requests go on.
             event_id, is_new = await anyio.to_thread.run_sync(
                 journal.append,
@@ -200,6 +219,15 @@ def create_app(
         if drainer is not None:
             drainer.start()
         log.info("server_started", webhooks=sorted(k for k, h in HANDLERS.items() if h.route))
+        for kind, handler in HANDLERS.items():
+            if handler.route:
+                how = endpoint_protection(settings, handler.signature)
+                log.info(
+                    "endpoint_protection",
+                    endpoint=f"/webhook/{kind}",
+                    protection=how.protection,
+                    setting=how.setting,
+                )
         try:
             yield
         finally:
