@@ -103,7 +103,8 @@ def create_app(
     limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
-        """Each source signs its own way; a source with no secret configured is not checked."""
+        """Each source signs its own way; a source with no secret configured is not checked
+        (development: production turns such an endpoint off, see production.py)."""
         if handler.signature == "calcom" and settings.calcom_webhook_secret is not None:
             return verify_calcom_signature(
                 settings.calcom_webhook_secret.get_secret_value(), body, request.headers

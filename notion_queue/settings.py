@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     unsigned_requests_per_minute_per_client: int = Field(default=30, ge=1)
     unsigned_requests_per_hour_per_address: int = Field(default=5, ge=1)
     # Proxies whose X-Forwarded-For/-Proto uvicorn believes (comma-separated, or "*").
-    forwarded_allow_ips: str = "127.0.0.1"
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     host: str = "127.0.0.1"
     port: int = 8000

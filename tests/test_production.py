@@ -257,7 +257,7 @@ def test_the_server_passes_the_forwarded_headers_settings_to_uvicorn(
 
 
 def test_the_forwarded_headers_default_trusts_only_a_proxy_on_this_machine() -> None:
-    assert Settings().forwarded_allow_ips == "127.0.0.1"
+    assert Settings().forwarded_allow_ips == "127.0.0.1,::1"
 
 
 # Endpoints: off without their secret in production
