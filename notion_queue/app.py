@@ -26,6 +26,8 @@ from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.production import endpoint_protection
+from notion_queue.rate_limit import Refusal, UnsignedLimits
 from notion_queue.readiness import readiness
 from notion_queue.rejections import LogRejectedWebhooks
 from notion_queue.sequences import Catalog, load_catalog
@@ -77,6 +79,12 @@ def not_journaled() -> JSONResponse:
     )
 
 
+def too_many(refusal: Refusal) -> JSONResponse:
+    response = error(429, refusal.message)
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def validation_problem(exc: ValidationError) -> JSONResponse:
     problems = []
     for item in exc.errors():
@@ -108,9 +116,11 @@ def create_app(
     """`drainer=None` journals without draining (tests that inspect the journal).
     `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
+    limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
-        """Each source signs its own way; a source with no secret configured is not checked."""
+        """Each source signs its own way; a source with no secret configured is not checked
+        (development: production turns such an endpoint off, see production.py)."""
         if handler.signature == "calcom" and settings.calcom_webhook_secret is not None:
             return verify_calcom_signature(
                 settings.calcom_webhook_secret.get_secret_value(), body, request.headers
@@ -133,7 +143,15 @@ def create_app(
         return None
 
     def make_endpoint(handler: Handler) -> Any:
+        protection = endpoint_protection(settings, handler.signature)
+        limited = protection.protection == "unsigned_rate_limited"
+
         async def endpoint(request: Request) -> Response:
+            if protection.protection == "off":
+                return error(404, protection.off_message)
+            host = request.client.host if request.client else ""
+            if limited and (refusal := limits.check_client(host)):
+                return too_many(refusal)
             unsupported = content_type_problem(request.headers.get("content-type"))
             if unsupported:
                 return error(415, unsupported)
@@ -158,6 +176,8 @@ def create_app(
                 plan = handler.plan(payload, clock.now(), catalog)  # pure: can it be applied?
             except ValueError as exc:
                 return error(422, str(exc))
+            if limited and (refusal := limits.check_address(plan.email)):
+                return too_many(refusal)
             for name in plan.ignored_fields:
                 log.info("event_field_ignored", kind=handler.kind, field=name)
             for reason in plan.dropped_fields:
@@ -215,6 +235,15 @@ def create_app(
         if drainer is not None:
             drainer.start()
         log.info("server_started", webhooks=sorted(k for k, h in HANDLERS.items() if h.route))
+        for kind, handler in HANDLERS.items():
+            if handler.route:
+                how = endpoint_protection(settings, handler.signature)
+                log.info(
+                    "endpoint_protection",
+                    endpoint=f"/webhook/{kind}",
+                    protection=how.protection,
+                    setting=how.setting,
+                )
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from notion_queue.clock import SystemClock
 from notion_queue.errors import ConfigError, NotionQueueError, RetryableError
 from notion_queue.logs import configure_logging, get_logger
 from notion_queue.private_files import private_umask
+from notion_queue.production import exit_if_unsafe_in_production
 from notion_queue.settings import WORKER_STATUS_FILE, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def _settings_or_exit() -> Settings:
     except ConfigError as exc:
         print(f"notion-queue: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    exit_if_unsafe_in_production(settings)
     configure_logging(settings.log_format, settings.log_level, settings.secrets())
     return settings
 
@@ -88,6 +90,9 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         log_level="warning",
         timeout_graceful_shutdown=8,
+        # request.client is the address X-Forwarded-For gives, when a trusted proxy sends it
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     store.close()
     journal.close()

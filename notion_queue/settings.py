@@ -7,15 +7,31 @@ directly with keyword arguments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notion_queue.errors import ConfigError
 
 NOTION_API_BASE_URL = "https://api.notion.com"
 WORKER_STATUS_FILE = "worker-status.json"  # in STATE_DIR: the worker's state for /readyz
+SECRET_FIELDS = (
+    "notion_token",
+    "resend_api_key",
+    "webhook_secret",
+    "calcom_webhook_secret",
+    "calendly_webhook_signing_key",
+    "resend_webhook_secret",
+    "unsubscribe_secret",
+)
 
 
 class Settings(BaseSettings):
@@ -57,6 +73,13 @@ class Settings(BaseSettings):
     unsubscribe_secret: SecretStr | None = None
     public_base_url: str = "http://localhost:8000"
     cors_allow_origins: str = ""
+    # Production only: accept unsigned website posts (a site that posts from the browser),
+    # rate limited per client address and per email address.
+    allow_unsigned_webhooks: bool = False
+    unsigned_requests_per_minute_per_client: int = Field(default=30, ge=1)
+    unsigned_requests_per_hour_per_address: int = Field(default=5, ge=1)
+    # Proxies whose X-Forwarded-For/-Proto uvicorn believes (comma-separated, or "*").
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -65,6 +88,33 @@ class Settings(BaseSettings):
     state_dir: Path = Path("var/state")
     metrics_port: int | None = None
     sequences_file: Path | None = None
+
+    _secrets_given_empty: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _empty_secret_is_unset(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Settings]
+    ) -> Settings:
+        """`WEBHOOK_SECRET=` would be an HMAC key anyone can compute: blank means unset.
+        Which were given blank is remembered, so production can refuse them."""
+        empty: set[str] = set()
+        if isinstance(data, dict):
+            data = dict(data)
+            for name in SECRET_FIELDS:
+                value = data.get(name)
+                text = value.get_secret_value() if isinstance(value, SecretStr) else value
+                if isinstance(text, str) and not text.strip():
+                    data[name] = None
+                    empty.add(name.upper())
+        settings = handler(data)
+        settings._secrets_given_empty = frozenset(empty)
+        return settings
+
+    @property
+    def secrets_given_empty(self) -> frozenset[str]:
+        """The secret settings given as "" or whitespace (now None), by their variable names."""
+        return self._secrets_given_empty
 
     @model_validator(mode="after")
     def _backends_have_what_they_need(self) -> Settings:

@@ -195,6 +195,8 @@ def test_with_notion_and_resend(tmp_path: Path) -> None:
             NOTION_CONTACTS_DB_ID=ids["Contacts"],
             RESEND_API_KEY="re_e2e_key",
             RESEND_API_URL=resend_url,
+            PUBLIC_BASE_URL="https://funnel.businessx.com",  # production refuses localhost
+            ALLOW_UNSIGNED_WEBHOOKS="true",
         )
         for url, _ in _run_server(env, port, tmp_path):
             assert httpx.post(f"{url}/webhook/christmas-signup", json=SIGNUP).status_code == 202

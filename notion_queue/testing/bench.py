@@ -256,6 +256,12 @@ class Fakes:
             NOTION_REQUESTS_PER_SECOND=f"{2.7 * self.config.notion_rps / 3:g}",
             RESEND_API_KEY=RESEND_KEY,
             RESEND_API_URL=self.resend_url,
+            # Production (MAIL_BACKEND=resend) wants a public https base URL and signed or
+            # rate-limited website endpoints; the load comes from one client, so no limit.
+            PUBLIC_BASE_URL="https://funnel.businessx.com",
+            ALLOW_UNSIGNED_WEBHOOKS="true",
+            UNSIGNED_REQUESTS_PER_MINUTE_PER_CLIENT="1000000",
+            UNSIGNED_REQUESTS_PER_HOUR_PER_ADDRESS="1000000",
             # Read only if the product has such a setting (ignored otherwise).
             RESEND_REQUESTS_PER_SECOND=str(self.config.resend_rps),
             SEND_CONCURRENCY=str(self.config.send_concurrency),

@@ -238,6 +238,12 @@ def run_soak(
             RESEND_REQUESTS_PER_SECOND="20",
             RESEND_API_KEY=RESEND_KEY,
             RESEND_API_URL=resend_url,
+            # Production (MAIL_BACKEND=resend) wants a public https base URL and signed or
+            # rate-limited website endpoints; the load comes from one client, so no limit.
+            PUBLIC_BASE_URL="https://funnel.businessx.com",
+            ALLOW_UNSIGNED_WEBHOOKS="true",
+            UNSIGNED_REQUESTS_PER_MINUTE_PER_CLIENT="1000000",
+            UNSIGNED_REQUESTS_PER_HOUR_PER_ADDRESS="1000000",
             STATE_DIR=str(workdir / "state"),
             SQLITE_PATH=str(workdir / "unused.sqlite3"),
             OUTBOX_DIR=str(workdir / "outbox"),
