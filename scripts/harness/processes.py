@@ -125,11 +125,6 @@ class Service:
     def send_signal(self, sig: int) -> None:
         self.process.send_signal(sig)
 
-    def kill(self) -> int:
-        """SIGKILL, as a crash or the OOM killer would, and reap it."""
-        self.process.send_signal(signal.SIGKILL)
-        return self.process.wait(timeout=10)
-
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM (a graceful stop) if still running; SIGKILL if it is not gone within
         `timeout` seconds. Returns the exit code."""
