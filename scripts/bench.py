@@ -3,7 +3,7 @@
 the fake Notion and fake Resend on loopback, with the seed's loop as a baseline. Writes
 bench-results/results.json and results.md (`--out DIR`); every size is a flag (`--help`)."""
 
-from notion_queue.testing.bench import main
+from harness.bench import main  # scripts/harness/, beside this file
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -5,7 +5,7 @@ Prints the figures as JSON; exits 1 if an invariant broke. The short version run
 (tests/test_faults_soak.py). `--embedded` soaks the embedded default instead (SQLite queue, outbox
 folder, the worker SIGKILLed while it sends; short version: tests/test_soak_embedded.py)."""
 
-from notion_queue.testing.soak import main
+from harness.soak import main  # scripts/harness/, beside this file
 
 if __name__ == "__main__":
     raise SystemExit(main())

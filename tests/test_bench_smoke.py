@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from notion_queue.testing.bench import main
+from scripts.harness.bench import main
 
 
 def test_bench_runs_end_to_end_with_tiny_numbers(tmp_path: Path) -> None:

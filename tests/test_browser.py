@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_end_to_end import _run_server, base_env, free_port, run_worker_once, wait_until
+from scripts.harness.processes import free_port, wait_until
+from tests.test_end_to_end import _run_server, base_env, run_worker_once
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -22,15 +22,9 @@ from notion_queue.notion_setup import NotionSetup
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.testing.fake_resend import FakeResend
+from scripts.harness.processes import Service, free_port, run_script, running, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 SIGNUP = {"email": "sarah@example.com", "first_name": "Sarah"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -48,18 +42,6 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_until(check: object, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
@@ -70,30 +52,18 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 def _run_server(
     env: dict[str, str], port: int, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    with (tmp_path / "server.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "server.py")], env=env, cwd=tmp_path, stdout=log, stderr=log
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
-            yield url, env
-        finally:
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=10)
-    assert code == 0, (tmp_path / "server.log").read_text()
+    process = Service("server.py", env, tmp_path, tmp_path / "server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
+        yield url, env
+    finally:
+        code = process.stop()
+    assert code == 0, process.log_text()
 
 
 def run_worker_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "worker.py"), "--once"],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_script("worker.py", "--once", env=env, cwd=cwd)
 
 
 def drained(url: str) -> bool:
@@ -142,21 +112,16 @@ def test_quick_start_on_the_embedded_default(
 
 def test_worker_serves_metrics_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     metrics_port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        env=base_env(tmp_path, METRICS_PORT=str(metrics_port)),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
-    wait_until(lambda: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200)
-    assert "notion_queue_sending_paused" in httpx.get(f"http://127.0.0.1:{metrics_port}/").text
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=10)
-    assert process.returncode == 0, stderr
-    assert '"event": "worker_stopped"' in stderr
+    env = base_env(tmp_path, METRICS_PORT=str(metrics_port))
+    with running("worker.py", env, tmp_path, tmp_path / "worker.log") as process:
+        wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 200)
+        assert "notion_queue_sending_paused" in httpx.get(f"http://127.0.0.1:{metrics_port}/").text
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    log = process.log_text()
+    assert process.returncode == 0, log
+    assert '"event": "worker_stopped"' in log
 
 
 def test_missing_notion_setting_is_one_clear_line(tmp_path: Path) -> None:
@@ -217,13 +182,7 @@ def test_with_notion_and_resend(tmp_path: Path) -> None:
 
 def test_a_second_worker_on_the_same_queue_refuses_to_start(tmp_path: Path) -> None:
     env = base_env(tmp_path, POLL_INTERVAL_SECONDS="30")
-    first = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = Service("worker.py", env, tmp_path, tmp_path / "first-worker.log")
     try:
         wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
         time.sleep(0.5)
@@ -243,13 +202,7 @@ def test_a_second_worker_on_another_host_is_refused_by_the_lease(tmp_path: Path)
     """Two hosts share the queue but not STATE_DIR (so not the lock file): the lease in the
     store still lets only one worker serve it."""
     env = base_env(tmp_path, POLL_INTERVAL_SECONDS="30")
-    first = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = Service("worker.py", env, tmp_path, tmp_path / "first-worker.log")
     try:
         wait_until(lambda: any((tmp_path / "state").glob("worker-*.lock")))
         time.sleep(0.5)

@@ -1,13 +1,13 @@
 """The short fault-injection run (the long one is `make soak`, scripts/soak.py): the real
 server.py and worker.py against the fake Notion and Resend, with 429/500/503/timeouts at random
 (some after the write was committed), a Notion outage during intake, and the worker SIGKILLed at
-random moments. See notion_queue/testing/soak.py for the scenario."""
+random moments. See scripts/harness/soak.py for the scenario."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from notion_queue.testing.soak import ROWS_PER_EVENT, run_soak
+from scripts.harness.soak import ROWS_PER_EVENT, run_soak
 
 # 40 signups x 5 emails = 200 emails (the fakes are served without rate limits, and the scenario
 # lets the worker pace Resend at 20/s). The long run is `make soak` (scripts/soak.py: 200

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,19 +15,13 @@ from notion_queue.clock import SystemClock
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.testing.fake_notion import FakeNotion
-from tests.test_end_to_end import ROOT, base_env, free_port, wait_until
+from scripts.harness.processes import Service, free_port, run_script, wait_until
+from tests.test_end_to_end import base_env
 
 TOKEN = "secret_outage_notion_token"
 SIGNUPS = 20
 ROWS_PER_SIGNUP = 5
 EARLY = ["early0@example.com", "early1@example.com"]  # taken before the kill
-
-
-def start(script: str, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, str(ROOT / script)], env=env, cwd=cwd, stdout=out, stderr=out
-        )
 
 
 def test_a_server_restarted_during_a_notion_outage_loses_nothing(tmp_path: Path) -> None:
@@ -54,8 +46,8 @@ def test_a_server_restarted_during_a_notion_outage_loses_nothing(tmp_path: Path)
             NOTION_CONTACTS_DB_ID=ids["Contacts"],
             NOTION_REQUESTS_PER_SECOND="100",
         )
-        server = start("server.py", env, tmp_path, server_log)
-        worker: subprocess.Popen[bytes] | None = None
+        server = Service("server.py", env, tmp_path, server_log)
+        worker: Service | None = None
         try:
             wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200)
             fake.take_down()
@@ -67,8 +59,8 @@ def test_a_server_restarted_during_a_notion_outage_loses_nothing(tmp_path: Path)
             server.send_signal(signal.SIGKILL)  # killed during the outage, events pending
             server.wait(timeout=10)
 
-            server = start("server.py", env, tmp_path, server_log)  # Notion is still down
-            worker = start("worker.py", env, tmp_path, worker_log)
+            server = Service("server.py", env, tmp_path, server_log)  # Notion is still down
+            worker = Service("worker.py", env, tmp_path, worker_log)
             wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
             answers = [
                 httpx.post(
@@ -118,15 +110,7 @@ def test_a_server_on_a_corrupt_journal_stops_with_one_line(tmp_path: Path) -> No
     journal.parent.mkdir()
     journal.write_bytes(b"this is not a database, whatever it was" * 200)
 
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "server.py")],
-        env=base_env(tmp_path, PORT=str(free_port())),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_script("server.py", env=base_env(tmp_path, PORT=str(free_port())), cwd=tmp_path)
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -150,15 +134,7 @@ def test_a_worker_whose_token_notion_refuses_stops_with_one_line(tmp_path: Path)
             NOTION_TEMPLATES_DB_ID=ids["Templates"],
             NOTION_CONTACTS_DB_ID=ids["Contacts"],
         )
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "worker.py")],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_script("worker.py", env=env, cwd=tmp_path)
 
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]

@@ -23,8 +23,9 @@ from notion_queue.store.sqlite import SqliteStore
 from notion_queue.unsubscribe import load_secret
 from notion_queue.worker import CycleSummary
 from notion_queue.worker_lock import WorkerLock
+from scripts.harness.processes import Service, free_port, wait_until
 from tests.conftest import T0, WorkerFactory, new_row
-from tests.test_end_to_end import drained, free_port, wait_until
+from tests.test_end_to_end import drained
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,18 +170,15 @@ def test_server_cli_and_worker_create_only_private_files_under_a_permissive_umas
         "OUTBOX_DIR": str(tmp_path / "var" / "outbox"),
     }
     url = f"http://127.0.0.1:{port}"
-    with (tmp_path / "server.log").open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log, umask=0o022
-        )
-        try:
-            wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
-            signup = {"email": "sarah@example.com", "first_name": "Sarah"}
-            assert httpx.post(f"{url}/webhook/christmas-signup", json=signup).status_code == 202
-            wait_until(lambda: drained(url))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            assert server.wait(timeout=15) == 0, (tmp_path / "server.log").read_text()
+    server = Service("server.py", env, ROOT, tmp_path / "server.log", umask=0o022)
+    try:
+        wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200)
+        signup = {"email": "sarah@example.com", "first_name": "Sarah"}
+        assert httpx.post(f"{url}/webhook/christmas-signup", json=signup).status_code == 202
+        wait_until(lambda: drained(url))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0, server.log_text()
     cli = ["-m", "notion_queue.cli", "enqueue", "onboarding", "--email", "tom@example.com"]
     enqueued = run([*cli, "--var", "first_name=Tom"], env)
     assert enqueued.returncode == 0, enqueued.stderr

@@ -1,13 +1,13 @@
 """The short embedded-default soak (the long one is `make soak ARGS='--embedded ...'`): the real
 server.py and worker.py on the SQLite queue and the outbox mailer, the worker SIGKILLed at random
-moments while it sends with SEND_CONCURRENCY=8. See notion_queue/testing/soak_embedded.py."""
+moments while it sends with SEND_CONCURRENCY=8. See scripts/harness/soak_embedded.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from notion_queue.testing.soak import ROWS_PER_EVENT
-from notion_queue.testing.soak_embedded import run_embedded_soak
+from scripts.harness.soak import ROWS_PER_EVENT
+from scripts.harness.soak_embedded import run_embedded_soak
 
 # 60 signups x 5 emails = 300 emails; on the mailer that wrote the .eml and then its key file,
 # 5 kills left about 4 duplicate messages.

@@ -30,13 +30,8 @@ from pathlib import Path
 
 import httpx
 
-from notion_queue.testing.soak import (
-    ROWS_PER_EVENT,
-    _processes,
-    free_port,
-    sequences_file,
-    wait_until,
-)
+from .processes import free_port, process_group, wait_until
+from .soak import ROWS_PER_EVENT, sequences_file
 
 __all__ = ["EmbeddedSoakReport", "run_embedded_soak"]
 
@@ -123,7 +118,7 @@ def run_embedded_soak(
     )
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}"
-    with _processes(workdir, env) as procs, httpx.Client(base_url=url, timeout=30) as http:
+    with process_group(workdir, env) as procs, httpx.Client(base_url=url, timeout=30) as http:
         procs.start("server.py", log_name="server.log")
         wait_until(lambda: http.get("/healthz").status_code == 200, 30, "the server")
 

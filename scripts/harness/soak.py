@@ -21,17 +21,15 @@ import os
 import random
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 
@@ -41,9 +39,10 @@ from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.testing.fake_resend import FakeResend
 
+from .processes import free_port, process_group, wait_until
+
 __all__ = ["SoakReport", "main", "run_soak"]
 
-ROOT = Path(__file__).resolve().parents[2]  # server.py and worker.py live here
 NOTION_TOKEN = "secret_soak_notion_token"
 RESEND_KEY = "re_soak_key"
 ROWS_PER_EVENT = 5  # lead_nurture_email_1..5
@@ -101,12 +100,6 @@ class SoakReport:
         return json.dumps({**asdict(self), "ok": self.ok}, indent=2)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def sequences_file(workdir: Path) -> Path:
     """The packaged catalog with every lead_nurture step at "0m", so each signup's five rows are
     due at once."""
@@ -117,16 +110,6 @@ def sequences_file(workdir: Path) -> Path:
     path = workdir / "sequences.toml"
     path.write_text(text[:start] + section + text[end:], encoding="utf-8")
     return path
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if check():
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _plain(prop: dict[str, Any]) -> str:
@@ -141,50 +124,6 @@ def _status(page: dict[str, Any]) -> str:
 
 def _bare_id(value: str) -> str:
     return value.replace("-", "").lower()
-
-
-@dataclass
-class _Processes:
-    """The subprocesses this scenario started, so they are always stopped (by their own id)."""
-
-    workdir: Path
-    env: dict[str, str]
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    logs: list[TextIO] = field(default_factory=list)
-
-    def start(self, script: str, *args: str, log_name: str) -> subprocess.Popen[bytes]:
-        log = (self.workdir / log_name).open("a")
-        self.logs.append(log)
-        process = subprocess.Popen(  # noqa: S603 - our own scripts, with sys.executable
-            [sys.executable, str(ROOT / script), *args],
-            env=self.env,
-            cwd=self.workdir,
-            stdout=log,
-            stderr=log,
-        )
-        self.started.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
-        for log in self.logs:
-            log.close()
-
-
-@contextlib.contextmanager
-def _processes(workdir: Path, env: dict[str, str]) -> Iterator[_Processes]:
-    procs = _Processes(workdir, env)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
 
 
 def run_soak(
@@ -259,7 +198,7 @@ def run_soak(
             LOG_FORMAT="json",
         )
         url = f"http://127.0.0.1:{port}"
-        with _processes(workdir, env) as procs, httpx.Client(base_url=url, timeout=30) as http:
+        with process_group(workdir, env) as procs, httpx.Client(base_url=url, timeout=30) as http:
             procs.start("server.py", log_name="server.log")
             wait_until(lambda: http.get("/healthz").status_code == 200, 30, "the server")
 
@@ -485,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main_embedded(args: argparse.Namespace) -> int:
     import tempfile
 
-    from notion_queue.testing.soak_embedded import run_embedded_soak
+    from .soak_embedded import run_embedded_soak
 
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(

@@ -1,7 +1,7 @@
 """A fixed-rate webhook load, run as its own process by the benchmark so that the latencies it
 measures are the server's, not the stalls of a Python process that also serves the fakes.
 
-    python -m notion_queue.testing.load URL RATE SECONDS   (prints one JSON object)
+    python scripts/harness/load.py URL RATE SECONDS   (prints one JSON object)
 
 Each POST is fired at its scheduled instant from a pool of ready connections, so a slow answer
 does not delay the next; latency is counted from the scheduled instant to the answer.

@@ -26,8 +26,6 @@ import json
 import math
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +33,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,10 @@ from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.testing.fake_notion import FakeNotion, RecordedRequest
 from notion_queue.testing.fake_resend import FakeResend
 
-ROOT = Path(__file__).resolve().parents[2]
+from .processes import Service, free_port, wait_until
+
+HARNESS = Path(__file__).resolve().parent
+
 TOKEN = "secret_bench_notion_token"
 RESEND_KEY = "re_bench_key"
 FLOOR_PER_EMAIL = (5 + 5 + 2) / 5  # a new lead's 5-email sequence: 5 creates + 5 updates + 2
@@ -119,24 +121,6 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(step)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def peak_rss_kib(pid: int) -> int | None:
     """VmHWM (the peak resident set) of a live process, in KiB."""
     try:
@@ -159,7 +143,7 @@ def _counts(requests: list[RecordedRequest]) -> dict[str, int]:
 
 def _catalog_all_due_at_once() -> str:
     """The packaged catalog with every lead_nurture step at offset 0 (all 5 due at once)."""
-    text = (ROOT / "notion_queue" / "sequences.toml").read_text()
+    text = resources.files("notion_queue").joinpath("sequences.toml").read_text("utf-8")
     start = text.index("[sequences.lead_nurture]")
     end = text.index("[sequences.", start + 1)
     block = re.sub(r'(offset|testing_offset) = "[^"]*"', r'\1 = "0m"', text[start:end])
@@ -276,43 +260,22 @@ class Fakes:
         return env
 
 
-class Proc:
+class Proc(Service):
     """A real server.py / worker.py process; remembers its peak RSS."""
 
     def __init__(self, script: str, env: dict[str, str], workdir: Path, *args: str) -> None:
-        self.name = script.removesuffix(".py")
-        self.log_path = workdir / f"{self.name}-{uuid.uuid4().hex[:6]}.log"
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(  # noqa: S603 (our own scripts)
-            [sys.executable, str(ROOT / script), *args],
-            env=env,
-            cwd=workdir,
-            stdout=self._log,
-            stderr=self._log,
-        )
+        log = workdir / f"{script.removesuffix('.py')}-{uuid.uuid4().hex[:6]}.log"
+        super().__init__(script, env, workdir, log, *args)
         self.peak_kib: int | None = None
 
     def sample(self) -> None:
-        peak = peak_rss_kib(self.process.pid)
+        peak = peak_rss_kib(self.pid)
         if peak is not None:
             self.peak_kib = max(self.peak_kib or 0, peak)
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> int:
         self.sample()
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+        return super().stop(timeout)
 
 
 @contextlib.contextmanager
@@ -348,7 +311,7 @@ def _wait_healthy(url: str, proc: Proc) -> None:
         # store_ok: the drainer has looked up the data sources (the server's once-only cost).
         return bool(httpx.get(f"{url}/readyz", timeout=5).json()["store_ok"])
 
-    _wait_until(healthy, 60, "the server to reach the store")
+    wait_until(healthy, 60, "the server to reach the store")
 
 
 def _backlog_rows(count: int, scheduled: datetime, tag: str) -> Iterator[NewRow]:
@@ -408,7 +371,7 @@ def bench_leads(config: BenchConfig, workdir: Path) -> dict[str, Any]:
     with Fakes(config) as fakes:
         mark = fakes.mark()
         started = time.monotonic()
-        port = _free_port()
+        port = free_port()
         extra = {"PORT": str(port), "SEQUENCES_FILE": str(catalog)}
         with _server(fakes, workdir, **extra) as server:
             url = f"http://127.0.0.1:{port}"
@@ -422,7 +385,7 @@ def bench_leads(config: BenchConfig, workdir: Path) -> dict[str, Any]:
                     timeout=30,
                 )
                 statuses[response.status_code] += 1
-            _wait_until(
+            wait_until(
                 lambda: httpx.get(f"{url}/readyz", timeout=5).json()["journal_backlog"] == 0,
                 config.timeout,
                 "the intake journal to drain",
@@ -432,7 +395,7 @@ def bench_leads(config: BenchConfig, workdir: Path) -> dict[str, Any]:
             _say(config, f"leads: intake drained in {intake_done - started:.1f} s; worker sends")
             worker_start = fakes.mark()
             with running("worker.py", fakes.env(workdir, **extra), workdir) as worker:
-                _wait_until(
+                wait_until(
                     lambda: (
                         len(fakes.resend.sent) >= expected
                         and fakes.statuses().get("queued", 0) == 0
@@ -498,7 +461,7 @@ def bench_drain(config: BenchConfig, workdir: Path) -> dict[str, Any]:
         started = time.monotonic()
         _say(config, f"drain: worker.py drains {n} rows")
         with running("worker.py", fakes.env(workdir), workdir) as worker:
-            _wait_until(
+            wait_until(
                 lambda: len(fakes.resend.sent) >= n and fakes.statuses().get("queued", 0) == 0,
                 config.timeout,
                 f"{n} rows drained",
@@ -683,7 +646,7 @@ def bench_idle(config: BenchConfig, workdir: Path) -> dict[str, Any]:
         mark = fakes.mark()
         env = fakes.env(workdir, POLL_INTERVAL_SECONDS="1")
         with running("worker.py", env, workdir) as worker:
-            _wait_until(lambda: polls(fakes.since(mark)) >= 1, 120, "the worker's first poll")
+            wait_until(lambda: polls(fakes.since(mark)) >= 1, 120, "the worker's first poll")
             time.sleep(0.5)  # the first poll's answer is in
             window = fakes.mark()
             time.sleep(config.idle_window)
@@ -738,7 +701,7 @@ def bench_lateness(config: BenchConfig, workdir: Path) -> dict[str, Any]:
         mark = fakes.mark()
         with running("worker.py", env, workdir) as worker:
             # The first (empty) poll is done once the worker queried the Email Queue.
-            _wait_until(
+            wait_until(
                 lambda: fakes.query_split(fakes.since(mark)).get("email_queue", 0) >= 1,
                 60,
                 "the worker's first poll",
@@ -760,7 +723,7 @@ def bench_lateness(config: BenchConfig, workdir: Path) -> dict[str, Any]:
                             variables={"first_name": f"Late{n}"},
                         )
                     )
-                _wait_until(
+                wait_until(
                     lambda: fakes.statuses().get("queued", 0) == 0,
                     3 * poll + 60,
                     f"{m} scheduled rows sent",
@@ -818,20 +781,19 @@ def _pcts(values: list[float]) -> dict[str, float | None]:
 
 
 def bench_intake(config: BenchConfig, workdir: Path) -> dict[str, Any]:
-    """Webhook POSTs at a fixed rate from a separate load process (notion_queue.testing.load),
+    """Webhook POSTs at a fixed rate from a separate load process (load.py),
     while the server's drainer writes to the rate-limited fake Notion."""
     total = max(1, round(config.intake_rate * config.intake_seconds))
     _say(config, f"intake: {total} POSTs at {config.intake_rate:.0f}/s")
     with Fakes(config) as fakes:
-        port = _free_port()
+        port = free_port()
         with _server(fakes, workdir, PORT=str(port)) as server:
             url = f"http://127.0.0.1:{port}"
             _wait_healthy(url, server)
-            load = subprocess.run(  # noqa: S603 (our own module)
+            load = subprocess.run(
                 [
                     sys.executable,
-                    "-m",
-                    "notion_queue.testing.load",
+                    str(HARNESS / "load.py"),
                     f"{url}/webhook/christmas-signup",
                     str(config.intake_rate),
                     str(config.intake_seconds),
@@ -839,7 +801,7 @@ def bench_intake(config: BenchConfig, workdir: Path) -> dict[str, Any]:
                 capture_output=True,
                 text=True,
                 check=True,
-                cwd=ROOT,
+                cwd=workdir,
                 timeout=config.intake_seconds + 120,
             )
             backlog = httpx.get(f"{url}/readyz", timeout=10).json()["journal_backlog"]
