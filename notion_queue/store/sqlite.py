@@ -178,12 +178,23 @@ class SqliteStore:
         return _row(found[0]) if found else None
 
     def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
-        found = self._query(
-            "SELECT * FROM email_queue WHERE status = ? AND scheduled_time IS NOT NULL"
-            " AND scheduled_time <= ? ORDER BY scheduled_time, rowid",
-            (Status.QUEUED.value, _ts(until)),
-        )
-        return iter([_row(r) for r in found])
+        """`page_size` rows a query, each page read when it is reached: keyset paging on
+        (scheduled_time, rowid), so ties go out in the order they were queued, as on Notion."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        after: tuple[str, int] = ("", 0)
+        while True:
+            found = self._query(
+                "SELECT rowid AS seq, * FROM email_queue WHERE status = ?"
+                " AND scheduled_time IS NOT NULL AND scheduled_time <= ?"
+                " AND (scheduled_time, rowid) > (?, ?)"
+                " ORDER BY scheduled_time, rowid LIMIT ?",
+                (Status.QUEUED.value, _ts(until), *after, page_size),
+            )
+            yield from (_row(r) for r in found)
+            if len(found) < page_size:
+                return
+            after = (found[-1]["scheduled_time"], found[-1]["seq"])
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         found = self._query("SELECT * FROM email_queue WHERE resend_email_id = ?", (message_id,))
@@ -245,7 +256,7 @@ class SqliteStore:
         return [_row(r) for r in self._query(sql, tuple(params))]
 
     def all_rows(self) -> Iterator[QueueRow]:
-        return iter([_row(r) for r in self._query("SELECT * FROM email_queue")])
+        return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY rowid")])
 
     # contacts
 
