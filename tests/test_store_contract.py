@@ -75,13 +75,6 @@ def test_due_rows_page_through_more_than_one_hundred(store: QueueStore) -> None:
     assert times == sorted(times)  # type: ignore[type-var]
 
 
-def test_next_scheduled_time_is_the_earliest_queued(store: QueueStore) -> None:
-    assert store.next_scheduled_time() is None
-    store.add_row(new_row(email="b@example.com", scheduled_time=T0 + timedelta(hours=2)))
-    store.add_row(new_row(email="a@example.com", scheduled_time=T0 + timedelta(hours=1)))
-    assert store.next_scheduled_time() == T0 + timedelta(hours=1)
-
-
 def test_update_changes_only_what_it_names(store: QueueStore) -> None:
     row = store.add_row(new_row())
     updated = store.update_row(
@@ -97,14 +90,6 @@ def test_update_changes_only_what_it_names(store: QueueStore) -> None:
 def test_unknown_row_is_not_found(store: QueueStore) -> None:
     with pytest.raises(RowNotFound):
         store.get_row("0f0f0f0f-0000-4000-8000-000000000000")
-
-
-def test_dedupe_key_finds_the_row(store: QueueStore) -> None:
-    row = store.add_row(new_row(dedupe_key="evt_1/lead_nurture/1"))
-    store.add_row(new_row(dedupe_key="evt_1/lead_nurture/2"))
-    found = store.find_by_dedupe_key("evt_1/lead_nurture/1")
-    assert found is not None and found.id == row.id
-    assert store.find_by_dedupe_key("evt_2/lead_nurture/1") is None
 
 
 def test_rows_for_email_filter_by_sequence_and_status(store: QueueStore) -> None:
@@ -153,12 +138,12 @@ def test_contacts_are_created_then_updated_by_email(store: QueueStore) -> None:
 
 def test_templates_upsert_by_id(store: QueueStore) -> None:
     template = Template("lead_nurture_email_1", "Hi {{ first_name }}", "<p>Hello</p>", "Hello")
-    assert store.get_template("lead_nurture_email_1") is None
+    assert store.all_templates().get("lead_nurture_email_1") is None
     assert store.upsert_template(template) == "created"
     assert store.upsert_template(template) == "unchanged"
     edited = Template("lead_nurture_email_1", "Hey {{ first_name }}", "<p>Hello</p>", "Hello")
     assert store.upsert_template(edited) == "updated"
-    assert store.get_template("lead_nurture_email_1") == edited
+    assert store.all_templates().get("lead_nurture_email_1") == edited
 
 
 def test_all_templates_in_one_read_without_the_lease(store: QueueStore) -> None:

@@ -170,13 +170,6 @@ class SqliteStore:
         )
         return self.get_row(row_id)
 
-    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None:
-        found = self._query(
-            "SELECT * FROM email_queue WHERE dedupe_key = ? ORDER BY rowid LIMIT 1",
-            (dedupe_key,),
-        )
-        return _row(found[0]) if found else None
-
     def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
         """`page_size` rows a query, each page read when it is reached: keyset paging on
         (scheduled_time, rowid), so ties go out in the order they were queued, as on Notion."""
@@ -199,13 +192,6 @@ class SqliteStore:
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         found = self._query("SELECT * FROM email_queue WHERE resend_email_id = ?", (message_id,))
         return _row(found[0]) if found else None
-
-    def next_scheduled_time(self) -> datetime | None:
-        found = self._query(
-            "SELECT MIN(scheduled_time) AS t FROM email_queue WHERE status = ?",
-            (Status.QUEUED.value,),
-        )
-        return _dt(found[0]["t"]) if found else None
 
     def get_row(self, row_id: str) -> QueueRow:
         found = self._query("SELECT * FROM email_queue WHERE id = ?", (row_id,))
@@ -354,7 +340,7 @@ class SqliteStore:
 
     # templates
 
-    def get_template(self, template_id: str) -> Template | None:
+    def _stored_template(self, template_id: str) -> Template | None:
         found = self._query("SELECT * FROM templates WHERE template_id = ?", (template_id,))
         return _template(found[0]) if found else None
 
@@ -365,7 +351,7 @@ class SqliteStore:
         }
 
     def upsert_template(self, template: Template) -> UpsertResult:
-        existing = self.get_template(template.template_id)
+        existing = self._stored_template(template.template_id)
         if existing == template:
             return "unchanged"
         self._write(
