@@ -30,13 +30,13 @@ from notion_queue.clock import Clock, SystemClock
 from notion_queue.errors import NotionQueueError
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.plans import StartSequence, expand
-from notion_queue.intake.processor import already_running
+from notion_queue.intake.processor import IntakeStore, already_running
 from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, RowUpdate, Status
 from notion_queue.private_files import private_umask
 from notion_queue.render import render
 from notion_queue.settings import Settings, load_settings
-from notion_queue.store.base import QueueStore
+from notion_queue.store.base import QueueStore, RowQueue, TemplateStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.template_check import check_templates
 from notion_queue.templates import TemplateSource, load_packaged_templates
@@ -91,7 +91,7 @@ def check_arguments(args: argparse.Namespace, settings: Settings, clock: Clock) 
             ) from None
 
 
-def known_templates(store: QueueStore) -> list[str]:
+def known_templates(store: TemplateStore) -> list[str]:
     """What preview can render: the packaged templates and the active ones in the store."""
     stored = {t.template_id for t in store.all_templates().values() if t.active}
     return sorted(stored | set(load_packaged_templates()))
@@ -112,7 +112,7 @@ def _progress(out: Out, index: int, total: int, what: str) -> None:
         out(f"  {index}/{total} {what}")
 
 
-def cmd_status(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     rows = list(store.all_rows())
     if not rows:
         out("The queue is empty.")
@@ -162,7 +162,7 @@ def _ago(delta: Any) -> str:
 
 
 def _set_status(
-    store: QueueStore,
+    store: RowQueue,
     out: Out,
     email: str,
     rows: list[QueueRow],
@@ -180,26 +180,26 @@ def _set_status(
     return 0
 
 
-def cmd_pause(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+def cmd_pause(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     email = normalise_email(args.email)
     rows = store.rows_for_email(email, statuses={Status.QUEUED})
     return _set_status(store, out, email, rows, RowUpdate(status=Status.PAUSED), "pause")
 
 
-def cmd_resume(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+def cmd_resume(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     email = normalise_email(args.email)
     rows = store.rows_for_email(email, statuses={Status.PAUSED})
     return _set_status(store, out, email, rows, RowUpdate(status=Status.QUEUED), "resume")
 
 
-def cmd_cancel(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+def cmd_cancel(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     email = normalise_email(args.email)
     rows = store.rows_for_email(email, sequence=args.sequence, statuses=ACTIVE_STATUSES)
     update = RowUpdate(status=Status.CANCELLED, error_message="cancelled: by notion-queue cancel")
     return _set_status(store, out, email, rows, update, "cancel")
 
 
-def cmd_retry_failed(store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+def cmd_retry_failed(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     since: datetime | None = args.since_time
     rows = [
         r
@@ -218,7 +218,7 @@ def cmd_retry_failed(store: QueueStore, clock: Clock, out: Out, args: argparse.N
 
 
 def cmd_enqueue(
-    store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
+    store: IntakeStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
 ) -> int:
     catalog = build_catalog(settings)
     email = normalise_email(args.email)
@@ -253,7 +253,7 @@ def cmd_enqueue(
 
 
 def cmd_preview(
-    store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
+    store: TemplateStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
 ) -> int:
     catalog = build_catalog(settings)
     email = normalise_email(args.email)

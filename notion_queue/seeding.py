@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from notion_queue.models import Template
-from notion_queue.store.base import QueueStore, UpsertResult
+from notion_queue.store.base import TemplateStore, UpsertResult
 from notion_queue.templates import load_packaged_templates
 
 
 def seed_templates(
-    store: QueueStore,
+    store: TemplateStore,
     templates: dict[str, Template] | None = None,
     *,
     progress: Callable[[int, int, str, UpsertResult], None] | None = None,

@@ -14,7 +14,7 @@ from notion_queue.clock import Clock
 from notion_queue.errors import ConfigError, TemplateNotFound
 from notion_queue.logs import get_logger
 from notion_queue.models import Template
-from notion_queue.store.base import QueueStore
+from notion_queue.store.base import TemplateStore
 
 log = get_logger(__name__)
 
@@ -43,7 +43,7 @@ def load_packaged_templates() -> dict[str, Template]:
 class TemplateSource:
     def __init__(
         self,
-        store: QueueStore,
+        store: TemplateStore,
         clock: Clock,
         *,
         cache_seconds: float = 300,

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from notion_queue import metrics
 from notion_queue.addresses import address_problem
@@ -36,7 +36,7 @@ from notion_queue.models import QueueRow, RowUpdate, Status, utc_text
 from notion_queue.pacing import Backoff
 from notion_queue.private_files import private_file
 from notion_queue.render import RenderedEmail, render
-from notion_queue.store.base import QueueStore, RowNotFound
+from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotFound, RowQueue
 from notion_queue.templates import TemplateSource
 from notion_queue.unsubscribe import UnsubscribeTokens
 
@@ -94,10 +94,14 @@ class CycleSummary:
         return sum(self.outcomes.values())
 
 
+class WorkerStore(RowQueue, ContactBook, OutcomeLog, QueueLease, Protocol):
+    """What the worker asks of the store: due rows, who unsubscribed, outcomes, the lease."""
+
+
 class Worker:
     def __init__(
         self,
-        store: QueueStore,
+        store: WorkerStore,
         mailer: Mailer,
         templates: TemplateSource,
         clock: Clock,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from notion_queue.clock import FakeClock
 from notion_queue.models import ContactData, RowUpdate, Status, Template
 from notion_queue.store.base import QueueStore, RowNotFound
-from tests.conftest import T0, new_row
+from notion_queue.store.notion import NotionStore
+from notion_queue.store.sqlite import SqliteStore
+from tests.conftest import T0, World, make_notion_world, new_row
 
 
 def test_a_row_reads_back_as_it_was_written(store: QueueStore) -> None:
@@ -67,13 +75,6 @@ def test_due_rows_page_through_more_than_one_hundred(store: QueueStore) -> None:
     assert times == sorted(times)  # type: ignore[type-var]
 
 
-def test_next_scheduled_time_is_the_earliest_queued(store: QueueStore) -> None:
-    assert store.next_scheduled_time() is None
-    store.add_row(new_row(email="b@example.com", scheduled_time=T0 + timedelta(hours=2)))
-    store.add_row(new_row(email="a@example.com", scheduled_time=T0 + timedelta(hours=1)))
-    assert store.next_scheduled_time() == T0 + timedelta(hours=1)
-
-
 def test_update_changes_only_what_it_names(store: QueueStore) -> None:
     row = store.add_row(new_row())
     updated = store.update_row(
@@ -89,14 +90,6 @@ def test_update_changes_only_what_it_names(store: QueueStore) -> None:
 def test_unknown_row_is_not_found(store: QueueStore) -> None:
     with pytest.raises(RowNotFound):
         store.get_row("0f0f0f0f-0000-4000-8000-000000000000")
-
-
-def test_dedupe_key_finds_the_row(store: QueueStore) -> None:
-    row = store.add_row(new_row(dedupe_key="evt_1/lead_nurture/1"))
-    store.add_row(new_row(dedupe_key="evt_1/lead_nurture/2"))
-    found = store.find_by_dedupe_key("evt_1/lead_nurture/1")
-    assert found is not None and found.id == row.id
-    assert store.find_by_dedupe_key("evt_2/lead_nurture/1") is None
 
 
 def test_rows_for_email_filter_by_sequence_and_status(store: QueueStore) -> None:
@@ -145,12 +138,12 @@ def test_contacts_are_created_then_updated_by_email(store: QueueStore) -> None:
 
 def test_templates_upsert_by_id(store: QueueStore) -> None:
     template = Template("lead_nurture_email_1", "Hi {{ first_name }}", "<p>Hello</p>", "Hello")
-    assert store.get_template("lead_nurture_email_1") is None
+    assert store.all_templates().get("lead_nurture_email_1") is None
     assert store.upsert_template(template) == "created"
     assert store.upsert_template(template) == "unchanged"
     edited = Template("lead_nurture_email_1", "Hey {{ first_name }}", "<p>Hello</p>", "Hello")
     assert store.upsert_template(edited) == "updated"
-    assert store.get_template("lead_nurture_email_1") == edited
+    assert store.all_templates().get("lead_nurture_email_1") == edited
 
 
 def test_all_templates_in_one_read_without_the_lease(store: QueueStore) -> None:
@@ -175,3 +168,156 @@ def test_one_worker_holds_the_queue_lease_until_it_lapses(store: QueueStore) -> 
     assert taken is not None and taken.startswith("worker B")
     store.release_lease("worker B")
     assert store.claim_lease("worker A", T0 + timedelta(minutes=23), ttl) is None
+
+
+def test_due_rows_come_a_page_at_a_time_each_page_read_when_it_is_reached(
+    store: QueueStore,
+) -> None:
+    rows = [
+        store.add_row(new_row(email=f"lead{i}@example.com", scheduled_time=T0 - timedelta(hours=i)))
+        for i in range(5, 0, -1)
+    ]  # earliest first
+
+    due = store.due_rows(T0, page_size=2)
+    first = next(due)
+    # Changed elsewhere meanwhile. The second row came with the first page, read already; the
+    # third and fourth are on the second page, read only when it is reached.
+    store.update_row(rows[1].id, RowUpdate(status=Status.SENT, sent_at=T0))
+    store.update_row(rows[2].id, RowUpdate(attempts=3))
+    store.update_row(rows[3].id, RowUpdate(status=Status.SENT, sent_at=T0))
+    rest = list(due)
+
+    assert [first.id] + [r.id for r in rest] == [rows[0].id, rows[1].id, rows[2].id, rows[4].id]
+    assert rest[0].status is Status.QUEUED  # as the first page read it
+    assert rest[1].attempts == 3  # as the second page read it
+
+
+def test_due_rows_with_the_same_time_go_out_in_the_order_they_were_queued(
+    store: QueueStore,
+) -> None:
+    queued = [store.add_row(new_row(email=f"tie{i}@example.com")) for i in range(5)]
+
+    due = [row.id for row in store.due_rows(T0, page_size=2)]
+
+    assert due == [row.id for row in queued]  # across page boundaries too
+
+
+def test_all_rows_come_oldest_first(store: QueueStore) -> None:
+    if isinstance(store, SqliteStore):
+        # SQLite promises no order without ORDER BY: read unordered SELECTs reversed, as it may.
+        store._db.execute("PRAGMA reverse_unordered_selects = ON")
+    written = [
+        store.add_row(
+            new_row(email=f"lead{i}@example.com", scheduled_time=T0 - timedelta(minutes=i))
+        )
+        for i in range(4)
+    ]
+    store.update_row(written[0].id, RowUpdate(status=Status.SENT, sent_at=T0))
+
+    assert [row.id for row in store.all_rows()] == [row.id for row in written]
+
+
+def test_a_resend_email_id_finds_the_row_it_was_sent_as(store: QueueStore) -> None:
+    sent = store.add_row(new_row(email="sent@example.com"))
+    store.add_row(new_row(email="queued@example.com"))
+    store.update_row(sent.id, RowUpdate(status=Status.SENT, sent_at=T0, resend_email_id="re_1"))
+
+    found = store.find_by_message_id("re_1")
+
+    assert found is not None and found.id == sent.id and found.resend_email_id == "re_1"
+    assert store.find_by_message_id("re_unknown") is None
+
+
+def test_unsubscribed_emails_are_the_ticked_addresses(store: QueueStore) -> None:
+    assert store.unsubscribed_emails() == set()
+    store.upsert_contact(ContactData(email="Gone@Example.com", unsubscribed=True))
+    store.upsert_contact(ContactData(email="stays@example.com", unsubscribed=False))
+    store.upsert_contact(ContactData(email="back@example.com", unsubscribed=True))
+    store.upsert_contact(ContactData(email="back@example.com", unsubscribed=False))
+
+    assert store.unsubscribed_emails() == {"gone@example.com"}
+
+
+def test_release_by_a_worker_that_does_not_hold_the_lease_changes_nothing(
+    store: QueueStore,
+) -> None:
+    assert store.claim_lease("worker A", T0, 900.0) is None
+    store.release_lease("worker B")
+    refused = store.claim_lease("worker B", T0 + timedelta(minutes=1), 900.0)
+    assert refused is not None and refused.startswith("worker A")
+
+
+@pytest.fixture
+def outcomes_world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[World]:
+    """A store that records outcomes: SQLite always, Notion with an Email Analytics database."""
+    if backend == "sqlite":
+        sqlite = SqliteStore(tmp_path / "queue.sqlite3")
+        yield World(sqlite, None)
+        sqlite.close()
+    else:
+        notion = make_notion_world(clock, with_analytics=True)
+        yield World(notion.store, notion.fake)
+
+
+def recorded_outcomes(world: World) -> list[tuple[Any, ...]]:
+    """(email, template, sequence, outcome, at, message id, error, lateness) per recorded row."""
+    if world.fake is None:
+        assert isinstance(world.store, SqliteStore)
+        with closing(sqlite3.connect(world.store.path)) as db:
+            found = db.execute(
+                "SELECT email_address, template_id, sequence, outcome, at, resend_email_id,"
+                " error_message, lateness_seconds FROM email_analytics"
+            ).fetchall()
+        return [(*r[:4], datetime.fromisoformat(r[4]), *r[5:]) for r in found]
+    assert isinstance(world.store, NotionStore) and world.store.analytics_ds is not None
+
+    def text(prop: dict[str, Any]) -> str:
+        return "".join(part["plain_text"] for part in prop["rich_text"])
+
+    return [
+        (
+            p["Email Address"]["email"],
+            text(p["Template ID"]),
+            p["Sequence"]["select"]["name"],
+            p["Outcome"]["select"]["name"],
+            datetime.fromisoformat(p["At"]["date"]["start"].replace("Z", "+00:00")),
+            text(p["Resend Email ID"]),
+            text(p["Error Message"]),
+            p["Lateness Seconds"]["number"],
+        )
+        for p in (page["properties"] for page in world.fake.pages(world.store.analytics_ds))
+    ]
+
+
+def test_each_outcome_is_recorded_as_one_row(outcomes_world: World) -> None:
+    store = outcomes_world.store
+    row = store.add_row(new_row())
+
+    store.record_outcome(row, "sent", T0, message_id="re_1", lateness_seconds=1.5)
+    store.record_outcome(row, "failed", T0 + timedelta(minutes=1), error="rejected")
+
+    assert recorded_outcomes(outcomes_world) == [
+        ("sarah@example.com", "lead_nurture_email_1", "lead_nurture", "sent", T0, "re_1", "", 1.5),
+        (
+            "sarah@example.com",
+            "lead_nurture_email_1",
+            "lead_nurture",
+            "failed",
+            T0 + timedelta(minutes=1),
+            "",
+            "rejected",
+            None,
+        ),
+    ]
+
+
+def test_notion_without_an_analytics_database_records_outcomes_nowhere(
+    clock: FakeClock,
+) -> None:
+    world = make_notion_world(clock)
+    row = world.store.add_row(new_row())
+    world.fake.requests.clear()
+
+    world.store.record_outcome(row, "sent", T0, message_id="re_1")
+
+    assert world.fake.count() == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from notion_queue.clock import Clock
 from notion_queue.errors import MaybeWritten, RetryableError
@@ -35,7 +36,7 @@ from notion_queue.models import (
     can_transition,
 )
 from notion_queue.sequences import Catalog
-from notion_queue.store.base import QueueStore
+from notion_queue.store.base import ContactBook, RowQueue
 
 log = get_logger(__name__)
 
@@ -57,6 +58,10 @@ def already_running(
     )
 
 
+class IntakeStore(RowQueue, ContactBook, Protocol):
+    """What intake asks of the store: the address's contact and its rows."""
+
+
 @dataclass
 class Applied:
     created: int = 0
@@ -68,7 +73,7 @@ class Applied:
 
 class IntakeProcessor:
     def __init__(
-        self, store: QueueStore, catalog: Catalog, clock: Clock, *, testing_mode: bool = False
+        self, store: IntakeStore, catalog: Catalog, clock: Clock, *, testing_mode: bool = False
     ) -> None:
         self.store = store
         self.catalog = catalog

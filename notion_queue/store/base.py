@@ -1,7 +1,15 @@
-"""The QueueStore port: everything the domain asks of the place where the queue lives.
+"""The store's roles: what the domain asks of the place where the queue lives, one Protocol per
+concern, so each consumer names only the role(s) it uses.
 
-Adapters: `notion.NotionStore` (production) and `sqlite.SqliteStore` (embedded default). One
-contract test suite (tests/test_store_contract.py) runs against both, so they cannot drift.
+- RowQueue: the Email Queue rows (intake adds them, the worker sends them, the CLI edits them)
+- ContactBook: the Contacts (intake upserts them, the worker reads who unsubscribed)
+- TemplateStore: the Templates (TemplateSource reads them, seeding writes them)
+- OutcomeLog: one Email Analytics row per send outcome (the worker)
+- QueueLease: one worker per queue, across hosts (the worker)
+
+QueueStore is all five and close(): what wiring builds and hands out. Adapters implement every
+role: `notion.NotionStore` (production) and `sqlite.SqliteStore` (embedded default). One contract
+test suite (tests/test_store_contract.py) runs every role against both, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -27,24 +35,21 @@ class RowNotFound(LookupError):
     pass
 
 
-class QueueStore(Protocol):
+class RowQueue(Protocol):
+    """The Email Queue: one row per email to send."""
+
     def add_row(self, row: NewRow) -> QueueRow:
-        """Create one row. Not idempotent by itself: callers look the Dedupe Key up first."""
+        """Create one row. Not idempotent by itself: callers look at the address's rows first."""
         ...
 
-    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None: ...
-
     def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
-        """Rows with Status queued and Scheduled Time on or before `until`, earliest first,
-        fetched `page_size` at a time (each page fresh when it is fetched)."""
+        """Rows with Status queued and Scheduled Time on or before `until`, earliest first (ties
+        in the order they were queued), fetched `page_size` at a time, each page fresh when it
+        is reached."""
         ...
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         """The row sent as this Resend Email ID (for Resend's delivery events)."""
-        ...
-
-    def next_scheduled_time(self) -> datetime | None:
-        """The earliest Scheduled Time of any queued row, due or not."""
         ...
 
     def get_row(self, row_id: str) -> QueueRow:
@@ -65,7 +70,9 @@ class QueueStore(Protocol):
         """Every row, oldest first: for ops commands (status, retry-failed), not the hot path."""
         ...
 
-    def find_contact(self, email: str) -> Contact | None: ...
+
+class ContactBook(Protocol):
+    """The Contacts: one per address, with what the events told about it."""
 
     def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         """Create the contact, or update the fields the event tells (None leaves a field);
@@ -76,6 +83,20 @@ class QueueStore(Protocol):
     def unsubscribed_emails(self) -> set[str]:
         """Addresses ticked Unsubscribed (by a link, a bounce, a complaint or a marketer)."""
         ...
+
+
+class TemplateStore(Protocol):
+    """The Templates a marketer edits (the packaged ones are the fallback)."""
+
+    def all_templates(self) -> dict[str, Template]:
+        """Every template by Template ID, in one read (a Notion query returns 100 a page)."""
+        ...
+
+    def upsert_template(self, template: Template) -> UpsertResult: ...
+
+
+class OutcomeLog(Protocol):
+    """Send outcomes, for analytics."""
 
     def record_outcome(
         self,
@@ -88,23 +109,26 @@ class QueueStore(Protocol):
         lateness_seconds: float | None = None,
     ) -> None:
         """One Email Analytics row per send outcome (Notion: only when NOTION_ANALYTICS_DB_ID
-        is set, one request per email). Best effort: never stops a send."""
+        is set, one request per email; SQLite: always, in its email_analytics table). Best
+        effort: never stops a send."""
         ...
+
+
+class QueueLease(Protocol):
+    """One worker per queue, across hosts."""
 
     def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
-        """One worker per queue, across hosts: take or renew the queue's lease for `holder`.
-        Answers None when `holder` holds it now, else who does (the lease of a worker that
-        stopped renewing lapses after `ttl_seconds`)."""
+        """Take or renew the queue's lease for `holder`. Answers None when `holder` holds it
+        now, else who does (the lease of a worker that stopped renewing lapses after
+        `ttl_seconds`)."""
         ...
 
-    def release_lease(self, holder: str) -> None: ...
-
-    def get_template(self, template_id: str) -> Template | None: ...
-
-    def all_templates(self) -> dict[str, Template]:
-        """Every template by Template ID, in one read (a Notion query returns 100 a page)."""
+    def release_lease(self, holder: str) -> None:
+        """Give the lease up now, if `holder` holds it; else change nothing."""
         ...
 
-    def upsert_template(self, template: Template) -> UpsertResult: ...
+
+class QueueStore(RowQueue, ContactBook, TemplateStore, OutcomeLog, QueueLease, Protocol):
+    """Every role, and the connection's end: what wiring builds and closes."""
 
     def close(self) -> None: ...

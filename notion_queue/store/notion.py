@@ -167,15 +167,6 @@ class NotionStore:
             return self.get_row(page["committed_resource_id"])
         return s.page_to_row(page)
 
-    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None:
-        for row in self._query_rows(
-            filter={"property": s.DEDUPE_KEY, "rich_text": {"equals": dedupe_key}},
-            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
-            page_size=1,
-        ):
-            return row
-        return None
-
     def due_rows(self, until: datetime, *, page_size: int = PAGE_SIZE) -> Iterator[QueueRow]:
         return self._query_rows(
             filter={
@@ -198,15 +189,6 @@ class NotionStore:
             page_size=1,
         ):
             return row
-        return None
-
-    def next_scheduled_time(self) -> datetime | None:
-        for row in self._query_rows(
-            filter={"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
-            sorts=[{"property": s.SCHEDULED_TIME, "direction": "ascending"}],
-            page_size=1,
-        ):
-            return row.scheduled_time
         return None
 
     def get_row(self, row_id: str) -> QueueRow:
@@ -435,13 +417,9 @@ class NotionStore:
 
     # templates
 
-    def get_template(self, template_id: str) -> Template | None:
-        page = self._template_page(template_id)
-        return s.page_to_template(page) if page else None
-
     def all_templates(self) -> dict[str, Template]:
         """One query for the whole Templates database (the worker's cache refresh). Where a
-        Template ID is on two rows, the older row wins, as in get_template."""
+        Template ID is on two rows, the older row wins, as in upsert_template."""
         templates: dict[str, Template] = {}
         for page in self._query(
             self.templates_ds,

@@ -170,31 +170,28 @@ class SqliteStore:
         )
         return self.get_row(row_id)
 
-    def find_by_dedupe_key(self, dedupe_key: str) -> QueueRow | None:
-        found = self._query(
-            "SELECT * FROM email_queue WHERE dedupe_key = ? ORDER BY rowid LIMIT 1",
-            (dedupe_key,),
-        )
-        return _row(found[0]) if found else None
-
     def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
-        found = self._query(
-            "SELECT * FROM email_queue WHERE status = ? AND scheduled_time IS NOT NULL"
-            " AND scheduled_time <= ? ORDER BY scheduled_time, rowid",
-            (Status.QUEUED.value, _ts(until)),
-        )
-        return iter([_row(r) for r in found])
+        """`page_size` rows a query, each page read when it is reached: keyset paging on
+        (scheduled_time, rowid), so ties go out in the order they were queued, as on Notion."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        after: tuple[str, int] = ("", 0)
+        while True:
+            found = self._query(
+                "SELECT rowid AS seq, * FROM email_queue WHERE status = ?"
+                " AND scheduled_time IS NOT NULL AND scheduled_time <= ?"
+                " AND (scheduled_time, rowid) > (?, ?)"
+                " ORDER BY scheduled_time, rowid LIMIT ?",
+                (Status.QUEUED.value, _ts(until), *after, page_size),
+            )
+            yield from (_row(r) for r in found)
+            if len(found) < page_size:
+                return
+            after = (found[-1]["scheduled_time"], found[-1]["seq"])
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         found = self._query("SELECT * FROM email_queue WHERE resend_email_id = ?", (message_id,))
         return _row(found[0]) if found else None
-
-    def next_scheduled_time(self) -> datetime | None:
-        found = self._query(
-            "SELECT MIN(scheduled_time) AS t FROM email_queue WHERE status = ?",
-            (Status.QUEUED.value,),
-        )
-        return _dt(found[0]["t"]) if found else None
 
     def get_row(self, row_id: str) -> QueueRow:
         found = self._query("SELECT * FROM email_queue WHERE id = ?", (row_id,))
@@ -245,7 +242,7 @@ class SqliteStore:
         return [_row(r) for r in self._query(sql, tuple(params))]
 
     def all_rows(self) -> Iterator[QueueRow]:
-        return iter([_row(r) for r in self._query("SELECT * FROM email_queue")])
+        return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY rowid")])
 
     # contacts
 
@@ -343,7 +340,7 @@ class SqliteStore:
 
     # templates
 
-    def get_template(self, template_id: str) -> Template | None:
+    def _stored_template(self, template_id: str) -> Template | None:
         found = self._query("SELECT * FROM templates WHERE template_id = ?", (template_id,))
         return _template(found[0]) if found else None
 
@@ -354,7 +351,7 @@ class SqliteStore:
         }
 
     def upsert_template(self, template: Template) -> UpsertResult:
-        existing = self.get_template(template.template_id)
+        existing = self._stored_template(template.template_id)
         if existing == template:
             return "unchanged"
         self._write(
