@@ -15,7 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from notion_queue.errors import ConfigError
 
 NOTION_API_BASE_URL = "https://api.notion.com"
-WORKER_STATUS_FILE = "worker-status.json"  # in STATE_DIR: the worker's state for /readyz
 
 
 class Settings(BaseSettings):

@@ -158,7 +158,7 @@ def test_sending_paused_by_the_account_shows_in_readyz_and_clears_when_it_works(
     saved = (resend.api_key, resend.api_url, resend.default_http_client)
     wrong = ResendMailer("re_wrong_key", clock, transport=fake_resend.transport())
     worker = make_worker(store, wrong)
-    worker.status_file = tmp_path / "worker-status.json"
+    worker.status.path = tmp_path / "worker-status.json"
     app = create_app(
         Settings(state_dir=tmp_path),
         journal=Journal(tmp_path / "j.sqlite3"),
