@@ -32,8 +32,10 @@ class LeaseStore(Protocol):
 
 
 def account_probe_delay(error: AccountError) -> float:
-    """How long sending stays paused before the next try."""
-    return ACCOUNT_PROBE_SECONDS
+    """How long sending stays paused before the next try: ACCOUNT_PROBE_SECONDS, or until the
+    moment the error names when that is later (a daily or monthly quota: the next UTC day, when
+    Resend's daily count resets; probing sooner would only be refused again)."""
+    return max(ACCOUNT_PROBE_SECONDS, error.retry_after or 0.0)
 
 
 class Lease:
