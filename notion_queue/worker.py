@@ -6,7 +6,8 @@ first message instead of sending a second.
 
 Its side jobs live next door: the lease (`lease.py`), the status file /readyz reads
 (`worker_status.py`), the unsubscribed addresses (`suppression.py`) and the email made from a
-row and its template (`compose.py`).
+row and its template (`compose.py`); whether a row may be sent, judged on the row alone, is
+`row_checks.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from notion_queue import metrics
-from notion_queue.addresses import address_problem
 from notion_queue.clock import Clock
 from notion_queue.compose import Composer
 from notion_queue.errors import (
@@ -33,8 +33,9 @@ from notion_queue.event_fields import FieldSpec
 from notion_queue.lease import Lease, account_probe_delay
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
-from notion_queue.models import QueueRow, RowUpdate, Status, utc_text
+from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.pacing import Backoff
+from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import QueueStore, RowNotFound
 from notion_queue.suppression import SuppressionList
 from notion_queue.templates import TemplateSource
@@ -252,27 +253,13 @@ class Worker:
                 row = self.store.get_row(row.id)
             except RowNotFound:
                 return "unchanged"
-        if row.status is not Status.QUEUED:
-            if row.status is None:
-                return self._fail(
-                    row,
-                    f"Status {row.status_text!r} is not a status; set it to queued, paused or "
-                    "cancelled",
-                )
-            return "unchanged"
-        if row.scheduled_time is None:
-            return self._fail(row, "Scheduled Time is empty; set it and set Status to queued")
-        if row.scheduled_time > now:
-            return "unchanged"
-        if row.expires_at is not None and now >= row.expires_at:
-            return self._finish(
-                row,
-                Status.SKIPPED,
-                f"expired: its moment passed at {utc_text(row.expires_at)} before it could be sent",
-            )
-        problem = self._row_problem(row)
-        if problem:
-            return self._fail(row, problem)
+        not_now = not_sendable(row, now)
+        if not_now is not None:
+            if not_now.action == "leave":
+                return "unchanged"
+            if not_now.action == "skip":
+                return self._finish(row, Status.SKIPPED, not_now.reason)
+            return self._fail(row, not_now.reason)
         if row.email in self.suppressed:
             return self._finish(
                 row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"
@@ -282,23 +269,6 @@ class Worker:
         except PermanentError as exc:
             return self._fail(row, str(exc))
         return self._send(row, email)
-
-    def _row_problem(self, row: QueueRow) -> str | None:
-        if not row.email:
-            return "Email Address is empty; fill it in and set Status to queued"
-        why = address_problem(row.email)  # the rule webhooks follow (notion_queue.addresses)
-        if why is not None:
-            return (
-                f"Email Address {row.email!r} is not a valid address{f' ({why})' if why else ''};"
-                " fix it and set Status to queued"
-            )
-        if not row.template_id:
-            return "Template ID is empty; fill it in and set Status to queued"
-        try:
-            row.variables()
-        except ValueError as exc:
-            return f"Variables is not a valid JSON object ({exc}); fix it and set Status to queued"
-        return None
 
     def _send(self, row: QueueRow, email: OutgoingEmail) -> Outcome:
         attempts = row.attempts + 1
