@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,7 +30,7 @@ from notion_queue.rate_limit import Refusal, UnsignedLimits
 from notion_queue.readiness import readiness
 from notion_queue.rejections import LogRejectedWebhooks
 from notion_queue.sequences import Catalog, load_catalog
-from notion_queue.settings import WORKER_STATUS_FILE, Settings
+from notion_queue.settings import Settings
 from notion_queue.signatures import (
     verify_calcom_signature,
     verify_calendly_signature,
@@ -40,6 +39,7 @@ from notion_queue.signatures import (
 )
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.unsubscribe_pages import unsubscribe_routes
+from notion_queue.worker_status import read_status
 
 log = get_logger("notion_queue.server")
 MAX_BODY_BYTES = 64 * 1024
@@ -93,15 +93,6 @@ def validation_problem(exc: ValidationError) -> JSONResponse:
         problems.append({"field": field, "message": message})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return error(422, summary, problems=problems)
-
-
-def read_worker_status(settings: Settings) -> dict[str, Any] | None:
-    """The worker's last word (same host): whether sending is paused by an account error."""
-    try:
-        status = json.loads((settings.state_dir / WORKER_STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
 
 
 def create_app(
@@ -206,7 +197,7 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        worker = read_worker_status(settings)
+        worker = read_status(settings.state_dir)
         ready, body = await anyio.to_thread.run_sync(readiness, journal, drainer, worker)
         return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -16,7 +16,7 @@ from notion_queue.errors import ConfigError, NotionQueueError, RetryableError
 from notion_queue.logs import configure_logging, get_logger
 from notion_queue.private_files import private_umask
 from notion_queue.production import exit_if_unsafe_in_production
-from notion_queue.settings import WORKER_STATUS_FILE, Settings, load_settings
+from notion_queue.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from notion_queue.mail.base import Mailer
@@ -112,6 +112,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
 
     from notion_queue.wiring import build_mailer, build_store, build_worker
     from notion_queue.worker_lock import WorkerLock
+    from notion_queue.worker_status import status_path
 
     clock = SystemClock()
     log = get_logger("notion_queue.worker")
@@ -133,10 +134,10 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         store = build_store(settings, clock)
         mailer = build_mailer(settings, clock)
         worker = build_worker(settings, clock, store, mailer)
-        worker.status_file = settings.state_dir / WORKER_STATUS_FILE
+        worker.status.path = status_path(settings.state_dir)
         # Stable across restarts on this host (the lock file already keeps one per host), so
         # a worker that systemd restarts after a crash takes its own lease straight back.
-        worker.lease_holder = (
+        worker.lease.holder = (
             f"the worker on {socket.gethostname()} ({settings.state_dir.resolve()})"
         )
 
@@ -148,7 +149,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, stop)
         # The lease claim is the worker's first request: while the store cannot be reached it
         # waits (--once tries once: cron runs it again); a store that refuses us stops it.
-        holder = worker.hold_queue(wait=not args.once)
+        holder = worker.lease.hold(wait=not args.once)
         if holder is not None:
             raise ConfigError(f"another worker already serves {queue_name}: {holder}")
         if worker.stop_event.is_set():
@@ -172,7 +173,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     finally:
         if worker is not None:
             with contextlib.suppress(NotionQueueError):
-                worker.release_lease()
+                worker.lease.release()
         if mailer is not None:
             mailer.close()
         if store is not None:

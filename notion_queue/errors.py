@@ -56,6 +56,8 @@ class TemplateNotFound(PermanentError):
 
 
 class AccountError(NotionQueueError):
+    """`retry_after`: trying again sooner is pointless (a quota resets at the next UTC day)."""
+
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after

@@ -14,6 +14,7 @@ from typing import Any
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.sqlite_faults import describe, is_corrupt
+from notion_queue.worker_status import is_sending_paused, is_waiting_for_store
 
 STALL_SECONDS = 60.0
 JOURNAL_CORRUPT = "journal corrupt"
@@ -27,7 +28,8 @@ WORKER_WAITING = "worker waiting for the store"
 def readiness(
     journal: Journal, drainer: Drainer | None, worker: dict[str, Any] | None
 ) -> tuple[bool, dict[str, Any]]:
-    """(ready, the body of /readyz). Reads the journal: call it off the event loop."""
+    """(ready, the body of /readyz). Reads the journal: call it off the event loop. `worker` is
+    the worker's status file as `worker_status.read_status` answers it."""
     reasons: list[str] = []
     backlog: int | None = None
     read_error = ""
@@ -50,9 +52,9 @@ def readiness(
         idle = drainer.clock.monotonic() - drainer.progress_at
         if backlog and idle > STALL_SECONDS:
             reasons.append(f"{DRAINER_STALLED} for {idle:.0f} s with {backlog} events waiting")
-    if worker and worker.get("waiting_for_store"):
+    if is_waiting_for_store(worker):
         reasons.append(WORKER_WAITING)
-    if worker and worker.get("sending_paused"):
+    if is_sending_paused(worker):
         reasons.append(SENDING_PAUSED)
     ready = not reasons
     return ready, {

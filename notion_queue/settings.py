@@ -22,7 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from notion_queue.errors import ConfigError
 
 NOTION_API_BASE_URL = "https://api.notion.com"
-WORKER_STATUS_FILE = "worker-status.json"  # in STATE_DIR: the worker's state for /readyz
 SECRET_FIELDS = (
     "notion_token",
     "resend_api_key",

@@ -3,15 +3,16 @@
 Safe to kill at any moment. A row is marked sent only after the mailer accepted it; a worker
 killed in between sends again with the same idempotency key, and the mailer answers with the
 first message instead of sending a second.
+
+Its side jobs live next door: the lease (`lease.py`), the status file /readyz reads
+(`worker_status.py`), the unsubscribed addresses (`suppression.py`) and the email made from a
+row and its template (`compose.py`); whether a row may be sent, judged on the row alone, is
+`row_checks.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from notion_queue import metrics
-from notion_queue.addresses import address_problem
 from notion_queue.clock import Clock
+from notion_queue.compose import Composer
 from notion_queue.errors import (
     AccountError,
     MaybeWritten,
@@ -28,17 +29,18 @@ from notion_queue.errors import (
     RateLimited,
     RetryableError,
 )
-from notion_queue.event_fields import FieldSpec, safe_url_fields, url_field_names, with_fallbacks
-from notion_queue.link_guard import check_links, link_targets
+from notion_queue.event_fields import FieldSpec
+from notion_queue.lease import Lease, account_probe_delay
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import Mailer, OutgoingEmail
-from notion_queue.models import QueueRow, RowUpdate, Status, utc_text
+from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.pacing import Backoff
-from notion_queue.private_files import private_file
-from notion_queue.render import RenderedEmail, render
+from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotFound, RowQueue
+from notion_queue.suppression import SuppressionList
 from notion_queue.templates import TemplateSource
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.worker_status import StatusFile
 
 log = get_logger("notion_queue.worker")
 
@@ -46,11 +48,8 @@ Outcome = Literal["sent", "failed", "skipped", "cancelled", "retry", "unchanged"
 # A row is sent with data at most this old, else it is re-read first (a marketer's pause or edit
 # wins). Batches are sized so that a batch is sent within it at the mail rate.
 STALE_AFTER_SECONDS = 10.0
-SUPPRESSED_MAX_AGE_SECONDS = 60.0
-LEASE_TTL_SECONDS = 900.0  # a worker that stops renewing loses the queue after 15 minutes
 RATE_LIMIT_WAITS_PER_ROW = 5
 WAKE_MARGIN_SECONDS = 0.01
-ACCOUNT_PROBE_SECONDS = 60.0  # while an account error pauses sending, try again this often
 
 
 @dataclass(frozen=True)
@@ -76,10 +75,12 @@ def batch_size_for(mail_rate: float | None) -> int:
 
 @dataclass
 class CycleSummary:
-    """What one cycle did, by outcome; `account_error` says why sending stopped early."""
+    """What one cycle did, by outcome; `account_error` says why sending stopped early, and
+    `probe_after` how long to wait before trying again (a daily quota: the next UTC day)."""
 
     outcomes: dict[Outcome, int] = field(default_factory=dict)
     account_error: str | None = None
+    probe_after: float = 0.0
     next_due: datetime | None = None
 
     def add(self, outcome: Outcome) -> None:
@@ -116,32 +117,20 @@ class Worker:
         self.templates = templates
         self.clock = clock
         self.config = config
-        self.unsubscribe = unsubscribe
         self.backoff = backoff or Backoff(base=30, cap=1800)
-        self.status_file = status_file
-        self.lease_holder: str | None = None
         self.stop_event = threading.Event()
-        # Waiting for an unreachable store: capped, and cut short by stop() (SIGTERM).
-        self.store_backoff = Backoff(base=1, cap=60)
-        self.pause: Callable[[float], object] = self.stop_event.wait
-        self._lease_renew_at: float | None = None
+        self.status = StatusFile(status_file, clock)
+        self.lease = Lease(store, clock, self.status, self.stop_event)
+        self.suppressed = SuppressionList(store, clock)
+        self.composer = Composer(
+            sender=config.sender,
+            reply_to=config.reply_to,
+            public_base_url=config.public_base_url,
+            campaign_variables=config.campaign_variables,
+            event_fields=config.event_fields,
+            unsubscribe=unsubscribe,
+        )
         self._not_before: dict[str, datetime] = {}
-        self._suppressed: set[str] | None = None
-        self._suppressed_at = 0.0
-        self._suppressed_lock = threading.Lock()
-
-    def suppressed(self) -> set[str]:
-        """Unsubscribed or suppressed addresses, read when a row is about to be sent and the
-        last read is older than SUPPRESSED_MAX_AGE_SECONDS (an idle poll costs no extra
-        request). Unsubscribe links and bounces cancel the rows themselves at once; this list
-        is for boxes a marketer ticks by hand."""
-        with self._suppressed_lock:
-            now = self.clock.monotonic()
-            stale = now - self._suppressed_at > SUPPRESSED_MAX_AGE_SECONDS
-            if self._suppressed is None or stale:
-                self._suppressed = {e.strip().lower() for e in self.store.unsubscribed_emails()}
-                self._suppressed_at = now
-            return self._suppressed
 
     # the cycle
 
@@ -177,8 +166,14 @@ class Worker:
                         summary.add(future.result())  # an AccountError ends the cycle here
         except AccountError as exc:
             summary.account_error = str(exc)
+            summary.probe_after = account_probe_delay(exc)
             metrics.SENDING_PAUSED.set(1)
-            log.error("account_error", reason=str(exc), action="sending paused until it works")
+            log.error(
+                "account_error",
+                reason=str(exc),
+                action="sending paused until it works",
+                retry_in=round(summary.probe_after),
+            )
         except RetryableError as exc:
             log.warning("cycle_interrupted", reason=str(exc))
         else:
@@ -208,72 +203,12 @@ class Worker:
             batch.append(row)
         return batch, False
 
-    def keep_lease(self) -> str | None:
-        """Claim or renew the queue's lease (one request every LEASE_TTL_SECONDS / 3). Answers
-        None while this worker holds it, else the worker that does."""
-        if self.lease_holder is None:
-            return None
-        now = self.clock.monotonic()
-        if self._lease_renew_at is not None and now < self._lease_renew_at:
-            return None
-        other = self.store.claim_lease(self.lease_holder, self.clock.now(), LEASE_TTL_SECONDS)
-        if other is None:
-            self._lease_renew_at = now + LEASE_TTL_SECONDS / 3
-        return other
-
-    def hold_queue(self, *, wait: bool = True) -> str | None:
-        """keep_lease, waiting out a store that cannot be reached (Notion down, 5xx, 429,
-        timeouts) with capped back-off, saying so in the status file and the logs. Answers as
-        keep_lease does (None also when stopped while waiting). A store that refuses us at start
-        (bad token, database not found) raises: waiting would not mend it. A token refused
-        later pauses sending and is probed every ACCOUNT_PROBE_SECONDS."""
-        attempts = 0
-        while True:
-            try:
-                other = self.keep_lease()
-            except RetryableError as exc:
-                if not wait:
-                    raise
-                attempts += 1
-                delay = self.store_backoff.delay(attempts)
-                log.warning(
-                    "store_unreachable",
-                    reason=str(exc),
-                    attempts=attempts,
-                    retry_in=round(delay, 1),
-                    action="waiting for the store before sending",
-                )
-                self.write_waiting_status(str(exc))
-                self.pause(delay)
-                if self.stop_event.is_set():
-                    return None
-                continue
-            except AccountError as exc:
-                if self._lease_renew_at is None or not wait:
-                    raise  # at start: a setting to fix, not something to wait out
-                # Mid-run (a token revoked): pause sending and probe, as a cycle would.
-                log.error("account_error", reason=str(exc), action="sending paused until it works")
-                metrics.SENDING_PAUSED.set(1)
-                self.write_status(CycleSummary(account_error=str(exc)))
-                self.pause(ACCOUNT_PROBE_SECONDS)
-                if self.stop_event.is_set():
-                    return None
-                continue
-            if attempts:
-                log.info("store_reached", after_attempts=attempts)
-            return other
-
-    def release_lease(self) -> None:
-        if self.lease_holder is not None and self._lease_renew_at is not None:
-            self.store.release_lease(self.lease_holder)
-            self._lease_renew_at = None
-
     def run_forever(self) -> None:
         """Poll every POLL_INTERVAL_SECONDS (sooner when a row falls due before that) until
         stop() (SIGTERM/SIGINT); the rows in hand are finished before the worker exits."""
         log.info("worker_started", poll_interval=self.config.poll_interval)
         while not self.stop_event.is_set():
-            other = self.hold_queue()
+            other = self.lease.hold()
             if self.stop_event.is_set():
                 break
             if other is not None:
@@ -285,7 +220,7 @@ class Worker:
                 log.info("cycle_done", **summary.outcomes)
             wait_for = self.config.poll_interval
             if summary.account_error:
-                wait_for = max(wait_for, ACCOUNT_PROBE_SECONDS)  # the probe: try again, gently
+                wait_for = max(wait_for, summary.probe_after)  # the probe: try again, gently
             elif summary.next_due is not None:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
                 # A hair after the row falls due, so the wake-up query finds it due.
@@ -295,34 +230,7 @@ class Worker:
 
     def write_status(self, summary: CycleSummary) -> None:
         """What the server's /readyz shows of the worker: whether sending is paused, and why."""
-        if self.status_file is None:
-            return
-        status = {
-            "sending_paused": summary.account_error is not None,
-            "reason": summary.account_error or "",
-            "at": self.clock.now().isoformat(),
-            "last_cycle": summary.outcomes,
-        }
-        self._write_status_file(status)
-
-    def _write_status_file(self, status: dict[str, Any]) -> None:
-        if self.status_file is None:
-            return
-        tmp = self.status_file.with_suffix(".tmp")
-        private_file(tmp).write_text(json.dumps(status))
-        tmp.replace(self.status_file)
-
-    def write_waiting_status(self, reason: str) -> None:
-        """The worker cannot reach the store: nothing is sent until it can."""
-        self._write_status_file(
-            {
-                "sending_paused": False,
-                "waiting_for_store": True,
-                "reason": reason,
-                "at": self.clock.now().isoformat(),
-                "last_cycle": {},
-            }
-        )
+        self.status.after_cycle(summary.outcomes, summary.account_error)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -349,103 +257,22 @@ class Worker:
                 row = self.store.get_row(row.id)
             except RowNotFound:
                 return "unchanged"
-        if row.status is not Status.QUEUED:
-            if row.status is None:
-                return self._fail(
-                    row,
-                    f"Status {row.status_text!r} is not a status; set it to queued, paused or "
-                    "cancelled",
-                )
-            return "unchanged"
-        if row.scheduled_time is None:
-            return self._fail(row, "Scheduled Time is empty; set it and set Status to queued")
-        if row.scheduled_time > now:
-            return "unchanged"
-        if row.expires_at is not None and now >= row.expires_at:
-            return self._finish(
-                row,
-                Status.SKIPPED,
-                f"expired: its moment passed at {utc_text(row.expires_at)} before it could be sent",
-            )
-        problem = self._row_problem(row)
-        if problem:
-            return self._fail(row, problem)
-        if row.email.lower() in self.suppressed():
+        not_now = not_sendable(row, now)
+        if not_now is not None:
+            if not_now.action == "leave":
+                return "unchanged"
+            if not_now.action == "skip":
+                return self._finish(row, Status.SKIPPED, not_now.reason)
+            return self._fail(row, not_now.reason)
+        if row.email in self.suppressed:
             return self._finish(
                 row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"
             )
         try:
-            template = self.templates.get(row.template_id)
-            check_links(template, self._link_targets)
-            rendered = render(template, self._variables(row))
+            email = self.composer.compose(row, self.templates.get(row.template_id))
         except PermanentError as exc:
             return self._fail(row, str(exc))
-        return self._send(row, self._outgoing(row, rendered))
-
-    def _row_problem(self, row: QueueRow) -> str | None:
-        if not row.email:
-            return "Email Address is empty; fill it in and set Status to queued"
-        why = address_problem(row.email)  # the rule webhooks follow (notion_queue.addresses)
-        if why is not None:
-            return (
-                f"Email Address {row.email!r} is not a valid address{f' ({why})' if why else ''};"
-                " fix it and set Status to queued"
-            )
-        if not row.template_id:
-            return "Template ID is empty; fill it in and set Status to queued"
-        try:
-            row.variables()
-        except ValueError as exc:
-            return f"Variables is not a valid JSON object ({exc}); fix it and set Status to queued"
-        return None
-
-    @property
-    def _link_targets(self) -> frozenset[str]:
-        return link_targets(
-            self.config.campaign_variables, url_field_names(self.config.event_fields)
-        )
-
-    def _variables(self, row: QueueRow) -> dict[str, Any]:
-        fields = self.config.event_fields
-        # A url a row carries is checked again: rows written before the check, or edited since.
-        variables = safe_url_fields(row.variables(), fields)
-        # The row's First Name is what a marketer sees and may edit: it wins over the captured one.
-        variables.pop("first_name", None)
-        if row.first_name:
-            variables["first_name"] = row.first_name
-        variables = with_fallbacks(variables, fields)
-        # The business's own values come last: no event (nor an old row) can change them.
-        variables.update(self.config.campaign_variables)
-        variables["email"] = row.email
-        if self.unsubscribe is not None:
-            variables["unsubscribe_url"] = self.unsubscribe.url(
-                self.config.public_base_url, row.email
-            )
-        return variables
-
-    def _outgoing(self, row: QueueRow, rendered: RenderedEmail) -> OutgoingEmail:
-        headers: dict[str, str] = {}
-        if self.unsubscribe is not None:
-            headers["List-Unsubscribe"] = (
-                f"<{self.unsubscribe.url(self.config.public_base_url, row.email)}>"
-            )
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        digest = hashlib.sha256(
-            "\x00".join(
-                (row.email, self.config.sender, rendered.subject, rendered.html, rendered.text)
-            ).encode()
-        ).hexdigest()[:24]
-        return OutgoingEmail(
-            sender=self.config.sender,
-            to=row.email,
-            subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-            reply_to=self.config.reply_to,
-            idempotency_key=f"notion-queue/{row.id}/{digest}",
-            headers=headers,
-            tags={"sequence": _tag(row.sequence), "template": _tag(row.template_id)},
-        )
+        return self._send(row, email)
 
     def _send(self, row: QueueRow, email: OutgoingEmail) -> Outcome:
         attempts = row.attempts + 1
@@ -524,7 +351,3 @@ class Worker:
         self.store.record_outcome(row, status.value, self.clock.now(), error=reason)
         log.info(f"row_{outcome}", row_id=row.id, sequence=row.sequence, reason=reason)
         return outcome
-
-
-def _tag(value: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", value)[:256] or "none"

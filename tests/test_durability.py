@@ -216,15 +216,15 @@ def worker_for(
     from notion_queue.mail.outbox import OutboxMailer
 
     worker = make_worker(store, OutboxMailer(tmp_path / "outbox", clock))
-    worker.lease_holder = "the worker on test"
-    worker.status_file = tmp_path / "worker-status.json"
+    worker.lease.holder = "the worker on test"
+    worker.status.path = tmp_path / "worker-status.json"
     waits: list[float] = []
 
     def pause(seconds: float) -> None:
         waits.append(seconds)
         clock.advance(seconds)
 
-    worker.pause = pause
+    worker.lease.pause = pause
     return worker, waits
 
 
@@ -238,14 +238,14 @@ def test_the_worker_waits_for_notion_at_start_and_says_so(
 
     def pause(seconds: float) -> None:
         waits.append(seconds)
-        statuses.append(json.loads(worker.status_file.read_text()))  # type: ignore[union-attr]
+        statuses.append(json.loads(worker.status.path.read_text()))  # type: ignore[union-attr]
         clock.advance(seconds)
         if len(waits) == 8:
             world.fake.bring_up()
 
-    worker.pause = pause
+    worker.lease.pause = pause
     with capture_logs() as logs:
-        holder = worker.hold_queue()
+        holder = worker.lease.hold()
 
     assert holder is None  # the lease is ours
     assert len(waits) == 8 and max(waits) <= 60 * 1.5  # capped back-off
@@ -268,9 +268,9 @@ def test_a_stopped_worker_stops_waiting(
     world = make_notion_world(clock)
     world.fake.take_down()
     worker, _ = worker_for(make_worker, lazy_store(world), tmp_path, clock)
-    worker.pause = lambda seconds: worker.stop()  # SIGTERM while it waits
+    worker.lease.pause = lambda seconds: worker.stop()  # SIGTERM while it waits
 
-    assert worker.hold_queue() is None
+    assert worker.lease.hold() is None
     assert worker.stop_event.is_set()
 
 
@@ -282,7 +282,7 @@ def test_the_worker_does_not_wait_for_a_token_notion_refuses(
     worker, waits = worker_for(make_worker, lazy_store(world), tmp_path, clock)
 
     with pytest.raises(AccountError, match="NOTION_TOKEN"):
-        worker.hold_queue()
+        worker.lease.hold()
     assert waits == []
 
 
@@ -291,7 +291,7 @@ def test_a_renewal_during_an_outage_waits_instead_of_ending_the_worker(
 ) -> None:
     world = make_notion_world(clock)
     worker, waits = worker_for(make_worker, lazy_store(world), tmp_path, clock)
-    assert worker.hold_queue() is None
+    assert worker.lease.hold() is None
     clock.advance(600)  # the lease is due for renewal
     world.fake.take_down()
 
@@ -301,7 +301,7 @@ def test_a_renewal_during_an_outage_waits_instead_of_ending_the_worker(
         world.fake.bring_up()
         worker.stop_event.wait = lambda timeout=None: worker.stop() or True  # type: ignore[method-assign]
 
-    worker.pause = pause
+    worker.lease.pause = pause
     worker.run_forever()  # returns: no exception escaped
 
     assert len(waits) == 1
@@ -523,19 +523,19 @@ def test_a_token_refused_after_start_pauses_sending_instead_of_ending_the_worker
 ) -> None:
     world = make_notion_world(clock)
     worker, waits = worker_for(make_worker, lazy_store(world), tmp_path, clock)
-    assert worker.hold_queue() is None
+    assert worker.lease.hold() is None
     clock.advance(600)  # the lease is due for renewal
     world.fake.token = "secret_rotated"
     statuses: list[dict[str, Any]] = []
 
     def pause(seconds: float) -> None:
         waits.append(seconds)
-        statuses.append(json.loads(worker.status_file.read_text()))  # type: ignore[union-attr]
+        statuses.append(json.loads(worker.status.path.read_text()))  # type: ignore[union-attr]
         clock.advance(seconds)
         world.fake.token = NOTION_TOKEN  # the token is fixed
 
-    worker.pause = pause
-    assert worker.hold_queue() is None
+    worker.lease.pause = pause
+    assert worker.lease.hold() is None
 
     assert len(waits) == 1 and waits[0] >= 60
     assert statuses[0]["sending_paused"] is True and "NOTION_TOKEN" in statuses[0]["reason"]

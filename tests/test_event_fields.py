@@ -531,7 +531,7 @@ def test_a_declared_fallback_fills_a_missing_first_name(
     path.write_text(packaged.replace(declared, declared + 'fallback = "there"\n'))
     custom = load_catalog(path)
     pipeline = Pipeline(tmp_path, clock, custom, make_worker)
-    pipeline.worker.config = replace(pipeline.worker.config, event_fields=custom.fields)
+    pipeline.worker.composer = replace(pipeline.worker.composer, event_fields=custom.fields)
     try:
         response = pipeline.post("/webhook/christmas-signup", {"email": "a@example.com"})
         assert response.status_code == 202

@@ -99,7 +99,7 @@ def test_worker_status_file_is_private(
     tmp_path: Path, make_worker: WorkerFactory, clock: FakeClock
 ) -> None:
     worker = make_worker(SqliteStore(":memory:"), OutboxMailer(tmp_path / "outbox", clock))
-    worker.status_file = tmp_path / "worker-status.json"
+    worker.status.path = tmp_path / "worker-status.json"
     worker.write_status(CycleSummary())
     assert mode(tmp_path / "worker-status.json") == 0o600
 

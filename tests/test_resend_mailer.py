@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import resend
+from structlog.testing import capture_logs
 
 from notion_queue.clock import FakeClock
 from notion_queue.mail.base import OutgoingEmail
@@ -16,6 +17,7 @@ from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.models import Status
 from notion_queue.store.base import QueueStore
 from notion_queue.testing.fake_resend import FakeResend
+from notion_queue.worker import Worker
 from tests.conftest import WorkerFactory, new_row
 
 
@@ -120,6 +122,62 @@ def test_a_bad_api_key_fails_no_row(
     assert {store.get_row(r.id).attempts for r in rows} == {0}
 
 
+def first_wait_of_run_forever(worker: Worker) -> float:
+    """Runs the worker's loop for one cycle and answers how long it then waits."""
+    waits: list[float | None] = []
+
+    def wait(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        worker.stop()
+        return True
+
+    worker.stop_event.wait = wait  # type: ignore[method-assign]
+    worker.run_forever()
+    [waited] = waits
+    assert waited is not None
+    return waited
+
+
+def test_a_daily_quota_pauses_sending_until_the_next_utc_day(
+    store: QueueStore, clock: FakeClock, make_worker: WorkerFactory
+) -> None:
+    first, second = (store.add_row(new_row(email=f"lead{i}@example.com")) for i in range(2))
+    fake = FakeResend(clock, api_key="re_test_key", daily_quota=1)
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    mailer = ResendMailer("re_test_key", clock, transport=fake.transport())
+    worker = make_worker(store, mailer, poll_interval=60)
+    try:
+        with capture_logs() as logs:
+            waited = first_wait_of_run_forever(worker)
+    finally:
+        mailer.close()
+        resend.api_key, resend.api_url, resend.default_http_client = saved
+
+    midnight = datetime(2025, 12, 2, tzinfo=UTC)  # the clock starts on 1 December, 10:00 UTC
+    next_try = clock.now() + timedelta(seconds=waited)
+    assert midnight <= next_try < midnight + timedelta(minutes=1)  # not one probe a minute
+    assert store.get_row(first.id).status is Status.SENT
+    assert store.get_row(second.id).status is Status.QUEUED  # waits for tomorrow, not failed
+    [paused] = [e for e in logs if e["event"] == "account_error"]
+    assert "daily_quota_exceeded" in paused["reason"] and paused["retry_in"] >= 13 * 3600
+
+
+def test_a_bad_api_key_is_probed_again_after_a_minute(
+    store: QueueStore, clock: FakeClock, fake_resend: FakeResend, make_worker: WorkerFactory
+) -> None:
+    store.add_row(new_row())
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    wrong = ResendMailer("re_wrong_key", clock, transport=fake_resend.transport())
+    worker = make_worker(store, wrong, poll_interval=5)
+    try:
+        waited = first_wait_of_run_forever(worker)
+    finally:
+        wrong.close()
+        resend.api_key, resend.api_url, resend.default_http_client = saved
+
+    assert waited == 60  # a fixed key works at the next probe; no hot loop meanwhile
+
+
 def test_transient_errors_give_up_after_max_attempts(
     store: QueueStore,
     mailer: ResendMailer,
@@ -158,7 +216,7 @@ def test_sending_paused_by_the_account_shows_in_readyz_and_clears_when_it_works(
     saved = (resend.api_key, resend.api_url, resend.default_http_client)
     wrong = ResendMailer("re_wrong_key", clock, transport=fake_resend.transport())
     worker = make_worker(store, wrong)
-    worker.status_file = tmp_path / "worker-status.json"
+    worker.status.path = tmp_path / "worker-status.json"
     app = create_app(
         Settings(state_dir=tmp_path),
         journal=Journal(tmp_path / "j.sqlite3"),
