@@ -303,6 +303,24 @@ def test_setup_script_needs_a_token(tmp_path: Path) -> None:
     assert "NOTION_TOKEN is not set" in result.stderr
 
 
+def test_setup_script_reads_the_catalog_of_sequences_file(tmp_path: Path) -> None:
+    env = dict(os.environ, NOTION_TOKEN=NOTION_TOKEN, SEQUENCES_FILE=str(tmp_path / "none.toml"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "setup_notion.py"),
+            "--parent-page",
+            "0" * 32,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"SEQUENCES_FILE {tmp_path / 'none.toml'}" in result.stderr
+
+
 def test_setup_script_against_the_fake_served_on_loopback(tmp_path: Path) -> None:
     fake = FakeNotion(token=NOTION_TOKEN)
     parent = fake.create_parent_page()
