@@ -2,6 +2,7 @@
 
 notion-queue status                       counts by status and sequence, next due, failures
 notion-queue pause EMAIL / resume EMAIL   hold or release an address's queued rows
+                                          (resume leaves rows the system holds: waiting)
 notion-queue cancel EMAIL [--sequence S]  end an address's open rows
 notion-queue retry-failed [--since WHEN]  set failed rows back to queued
 notion-queue enqueue SEQUENCE --email E [--var k=v ...] [--force]
@@ -32,7 +33,7 @@ from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.plans import StartSequence, expand
 from notion_queue.intake.processor import IntakeStore, already_running
 from notion_queue.logs import configure_logging
-from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, RowUpdate, Status
+from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, Status
 from notion_queue.private_files import private_umask
 from notion_queue.render import render
 from notion_queue.settings import Settings, load_settings
@@ -40,6 +41,7 @@ from notion_queue.store.base import QueueStore, RowQueue, TemplateStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.template_check import check_templates
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.transitions import change_status
 from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
 
 Out = Callable[[str], None]
@@ -166,37 +168,42 @@ def _set_status(
     out: Out,
     email: str,
     rows: list[QueueRow],
-    update: RowUpdate,
+    new: Status,
     verb: str,
+    *,
+    error_message: str | None = None,
 ) -> int:
     if not rows:
         out(f"No rows to {verb} for {email}.")
         return 0
+    changed = 0
     for index, row in enumerate(rows, start=1):
-        store.update_row(row.id, update)
+        if change_status(store, row, new, error_message=error_message) is not None:
+            changed += 1
         _progress(out, index, len(rows), verb)
     done = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}[verb]
-    out(f"{done} {len(rows)} row(s) for {email}.")
+    out(f"{done} {changed} row(s) for {email}.")
     return 0
 
 
 def cmd_pause(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     email = normalise_email(args.email)
     rows = store.rows_for_email(email, statuses={Status.QUEUED})
-    return _set_status(store, out, email, rows, RowUpdate(status=Status.PAUSED), "pause")
+    return _set_status(store, out, email, rows, Status.PAUSED, "pause")
 
 
 def cmd_resume(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    """Releases a marketer's pause only: a row the system holds (`waiting`) stays held."""
     email = normalise_email(args.email)
     rows = store.rows_for_email(email, statuses={Status.PAUSED})
-    return _set_status(store, out, email, rows, RowUpdate(status=Status.QUEUED), "resume")
+    return _set_status(store, out, email, rows, Status.QUEUED, "resume")
 
 
 def cmd_cancel(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
     email = normalise_email(args.email)
     rows = store.rows_for_email(email, sequence=args.sequence, statuses=ACTIVE_STATUSES)
-    update = RowUpdate(status=Status.CANCELLED, error_message="cancelled: by notion-queue cancel")
-    return _set_status(store, out, email, rows, update, "cancel")
+    note = "cancelled: by notion-queue cancel"
+    return _set_status(store, out, email, rows, Status.CANCELLED, "cancel", error_message=note)
 
 
 def cmd_retry_failed(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
@@ -210,10 +217,12 @@ def cmd_retry_failed(store: RowQueue, clock: Clock, out: Out, args: argparse.Nam
     if not rows:
         out("No failed rows to retry.")
         return 0
+    requeued = 0
     for index, row in enumerate(rows, start=1):
-        store.update_row(row.id, RowUpdate(status=Status.QUEUED, attempts=0, error_message=""))
+        if change_status(store, row, Status.QUEUED, attempts=0, error_message="") is not None:
+            requeued += 1
         _progress(out, index, len(rows), "requeued")
-    out(f"Requeued {len(rows)} failed row(s); the worker sends them at its next poll.")
+    out(f"Requeued {requeued} failed row(s); the worker sends them at its next poll.")
     return 0
 
 

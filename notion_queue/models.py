@@ -27,19 +27,32 @@ class Status(StrEnum):
 
     QUEUED = "queued"  # waiting for its Scheduled Time; the only status the worker sends
     PAUSED = "paused"  # a marketer held it; flipping back to queued resumes it
+    # The system holds it: a rebooking is pending (the host asked the guest to rebook); a
+    # reschedule requeues it, a cancellation cancels it. `notion-queue resume` leaves it alone.
+    WAITING = "waiting"
     SENT = "sent"  # delivered to the mailer; Sent At and Resend Email ID are set
     FAILED = "failed"  # will not be sent; Error Message says why and what to fix
     CANCELLED = "cancelled"  # an exit rule or unsubscribe ended it; Error Message says why
     SKIPPED = "skipped"  # its moment passed (Expires At) before it could be sent
 
 
-ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.PAUSED})
+ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.PAUSED, Status.WAITING})
 
+# Every Status change notion-queue writes passes this table (notion_queue.transitions).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset(
-        {Status.PAUSED, Status.SENT, Status.FAILED, Status.CANCELLED, Status.SKIPPED}
+        {
+            Status.PAUSED,
+            Status.WAITING,
+            Status.SENT,
+            Status.FAILED,
+            Status.CANCELLED,
+            Status.SKIPPED,
+        }
     ),
     Status.PAUSED: frozenset({Status.QUEUED, Status.CANCELLED}),
+    # The new booking time requeues it (or skips it when that is already too late).
+    Status.WAITING: frozenset({Status.QUEUED, Status.SKIPPED, Status.CANCELLED}),
     # A marketer may requeue a failed row once it is fixed.
     Status.FAILED: frozenset({Status.QUEUED, Status.CANCELLED}),
     Status.SENT: frozenset(),
@@ -49,7 +62,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
-def can_transition(current: Status, new: Status) -> bool:
+def can_transition(current: Status | None, new: Status) -> bool:
+    """Whether a row may go from `current` to `new`. A row whose Status is not a status (None:
+    a marketer typed something else) may only be failed, with a message saying what to fix."""
+    if current is None:
+        return new is Status.FAILED
     return new == current or new in TRANSITIONS[current]
 
 
@@ -140,21 +157,48 @@ class RowUpdate:
     attempts: int | None = None
     scheduled_time: datetime | None = None
     expires_at: datetime | None = None
-    delivery: str | None = None
+    delivery: Delivery | None = None
 
 
-# What Resend said happened after sending, most final last; a late "delivered" never hides an
+class Delivery(StrEnum):
+    """The Delivery select of a sent row: what Resend's webhooks said happened after sending."""
+
+    DELAYED = "delayed"
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+    @property
+    def rank(self) -> int:
+        return DELIVERY_RANK[self]
+
+
+# Most final last; a row's Delivery never goes backwards: a late "delivered" never hides an
 # "opened", but a bounce or complaint always shows.
-DELIVERY_RANK = {
-    "delayed": 1,
-    "delivered": 2,
-    "opened": 3,
-    "clicked": 4,
-    "bounced": 5,
-    "complained": 5,
-    "failed": 5,
-    "suppressed": 5,
+DELIVERY_RANK: dict[Delivery, int] = {
+    Delivery.DELAYED: 1,
+    Delivery.DELIVERED: 2,
+    Delivery.OPENED: 3,
+    Delivery.CLICKED: 4,
+    Delivery.BOUNCED: 5,
+    Delivery.COMPLAINED: 5,
+    Delivery.FAILED: 5,
+    Delivery.SUPPRESSED: 5,
 }
+
+
+def delivery_advances(current_text: str, new: Delivery) -> bool:
+    """Whether `new` may replace the Delivery a row shows (empty, or anything a marketer typed
+    that is not a state, counts as nothing yet)."""
+    try:
+        current = Delivery(current_text.strip().lower())
+    except ValueError:
+        return True
+    return new.rank >= current.rank
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ select options are added; nothing is ever removed or renamed, so marketers' addi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from notion_queue.errors import PermanentError
 from notion_queue.models import Status
+from notion_queue.sequences import load_catalog
 from notion_queue.store import notion_schema as s
 from notion_queue.store.notion_gateway import NotionGateway
 
@@ -52,6 +53,9 @@ def _views() -> list[dict[str, Any]]:
             "sorts": [{"property": s.SCHEDULED_TIME, "direction": "descending"}],
         },
         {"name": "Paused", "filter": status_is(Status.PAUSED), "sorts": by_time},
+        # Rows the system holds until the guest rebooks: a marketer sees them apart from the
+        # ones they paused (and `notion-queue resume` leaves them alone).
+        {"name": "Waiting for a rebooking", "filter": status_is(Status.WAITING), "sorts": by_time},
         {
             "name": "Sent",
             "filter": status_is(Status.SENT),
@@ -73,16 +77,24 @@ class NotionSetup:
         self.client = gateway.client
         self.progress = progress or (lambda message: None)
 
-    def run(self, parent_page_id: str, *, with_analytics: bool = False) -> SetupReport:
+    def run(
+        self,
+        parent_page_id: str,
+        *,
+        with_analytics: bool = False,
+        sequences: Iterable[str] | None = None,
+    ) -> SetupReport:
+        """`sequences` are the Sequence options (the catalog's names; None: the packaged
+        catalog's); names the select lacks are added, the marketers' own are kept."""
+        names = list(load_catalog().sequences) if sequences is None else list(sequences)
         report = SetupReport()
         existing = self._child_databases(parent_page_id)
         contacts_ds = self._ensure(report, existing, parent_page_id, CONTACTS, s.CONTACTS_SCHEMA)
-        self._ensure(
-            report, existing, parent_page_id, EMAIL_QUEUE, s.email_queue_schema(contacts_ds)
-        )
+        queue_schema = s.email_queue_schema(contacts_ds, names)
+        self._ensure(report, existing, parent_page_id, EMAIL_QUEUE, queue_schema)
         self._ensure(report, existing, parent_page_id, TEMPLATES, s.TEMPLATES_SCHEMA)
         if with_analytics:
-            self._ensure(report, existing, parent_page_id, ANALYTICS, s.ANALYTICS_SCHEMA)
+            self._ensure(report, existing, parent_page_id, ANALYTICS, s.analytics_schema(names))
         self._ensure_views(report)
         return report
 

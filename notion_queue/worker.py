@@ -39,6 +39,7 @@ from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotFound, RowQueue
 from notion_queue.suppression import SuppressionList
 from notion_queue.templates import TemplateSource
+from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker_status import StatusFile
 
@@ -290,16 +291,17 @@ class Worker:
             return self._retry_later(row, row.attempts, "mailer kept answering 429")
         self._not_before.pop(row.id, None)
         now = self.clock.now()
-        self.store.update_row(
-            row.id,
-            RowUpdate(
-                status=Status.SENT,
-                sent_at=now,
-                resend_email_id=result.message_id,
-                error_message="",
-                attempts=attempts,
-            ),
+        marked = change_status(
+            self.store,
+            row,
+            Status.SENT,
+            sent_at=now,
+            resend_email_id=result.message_id,
+            error_message="",
+            attempts=attempts,
         )
+        if marked is None:
+            return "unchanged"
         lateness = (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
         metrics.ROWS.labels("sent", row.sequence or "none").inc()
         self.store.record_outcome(
@@ -335,16 +337,14 @@ class Worker:
         return "retry"
 
     def _fail(self, row: QueueRow, reason: str, *, attempts: int | None = None) -> Outcome:
-        self._finish(row, Status.FAILED, reason, attempts=attempts)
-        return "failed"
+        return self._finish(row, Status.FAILED, reason, attempts=attempts)
 
     def _finish(
         self, row: QueueRow, status: Status, reason: str, *, attempts: int | None = None
     ) -> Outcome:
         self._not_before.pop(row.id, None)
-        self.store.update_row(
-            row.id, RowUpdate(status=status, error_message=reason, attempts=attempts)
-        )
+        if change_status(self.store, row, status, error_message=reason, attempts=attempts) is None:
+            return "unchanged"
         outcomes: dict[Status, Outcome] = {Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
         outcome = outcomes.get(status, "skipped")
         metrics.ROWS.labels(outcome, row.sequence or "none").inc()

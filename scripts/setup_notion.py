@@ -20,9 +20,10 @@ from notion_client.errors import HTTPResponseError, RequestTimeoutError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from notion_queue.clock import SystemClock
-from notion_queue.errors import NotionQueueError
+from notion_queue.errors import ConfigError, NotionQueueError
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.private_files import private_umask
+from notion_queue.sequences import load_catalog
 from notion_queue.settings import NOTION_API_BASE_URL
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 
@@ -84,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"setup_notion: {exc}", file=sys.stderr)
         return 2
+    # The Sequence options are the catalog's: SEQUENCES_FILE when set, else the packaged one.
+    sequences_file = os.environ.get("SEQUENCES_FILE", "").strip()
+    try:
+        catalog = load_catalog(Path(sequences_file) if sequences_file else None)
+    except ConfigError as exc:
+        print(f"setup_notion: {exc}", file=sys.stderr)
+        return 2
     base_url = os.environ.get("NOTION_API_BASE_URL", NOTION_API_BASE_URL)
     gateway = NotionGateway(build_client(token, base_url), SystemClock())
     setup = NotionSetup(gateway, progress=lambda message: print(f"… {message}", flush=True))
@@ -92,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"setup_notion: {problem}", file=sys.stderr)
             return 2
-        report = setup.run(parent, with_analytics=args.with_analytics)
+        report = setup.run(
+            parent, with_analytics=args.with_analytics, sequences=list(catalog.sequences)
+        )
     except NotionQueueError as exc:
         print(f"setup_notion: {exc}", file=sys.stderr)
         return 1

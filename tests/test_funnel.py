@@ -3,6 +3,7 @@ reschedules and cancellations, on both stores."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
@@ -13,10 +14,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from notion_queue.app import create_app
+from notion_queue.cli import cmd_resume
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
-from notion_queue.models import QueueRow, Status
+from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.samples import ASSESSMENT, NOSHOW, ONBOARDING, POSTCALL_MAYBE, SIGNUP
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
@@ -338,7 +340,7 @@ def test_host_asking_to_reschedule_holds_reminders_until_the_new_time(funnel: Fu
     funnel.calcom("BOOKING_CANCELLED", calcom_booking(status="CANCELLED", requestReschedule=True))
 
     held = funnel.rows("guest@example.com", "precall_prep")
-    assert {r.status for r in held} == {Status.PAUSED}
+    assert {r.status for r in held} == {Status.WAITING}
 
     later = MEETING + timedelta(days=3)
     funnel.calcom(
@@ -351,6 +353,96 @@ def test_host_asking_to_reschedule_holds_reminders_until_the_new_time(funnel: Fu
         ("precall_prep_email_2", later - timedelta(days=1), "queued"),
         ("precall_prep_email_3", later - timedelta(hours=2), "queued"),
     ]
+
+
+def resume(funnel: Funnel, email: str) -> list[str]:
+    lines: list[str] = []
+    cmd_resume(funnel.store, funnel.clock, lines.append, argparse.Namespace(email=email))
+    return lines
+
+
+def test_resume_leaves_reminders_the_system_holds_for_a_rebooking(funnel: Funnel) -> None:
+    funnel.calcom("BOOKING_CREATED", calcom_booking())
+    funnel.calcom("BOOKING_CANCELLED", calcom_booking(status="CANCELLED", requestReschedule=True))
+
+    assert resume(funnel, "guest@example.com") == ["No rows to resume for guest@example.com."]
+
+    rows = funnel.rows("guest@example.com", "precall_prep")
+    assert {r.status for r in rows} == {Status.WAITING}
+
+
+def test_editing_a_held_rows_error_message_changes_nothing(funnel: Funnel) -> None:
+    funnel.calcom("BOOKING_CREATED", calcom_booking())
+    funnel.calcom("BOOKING_CANCELLED", calcom_booking(status="CANCELLED", requestReschedule=True))
+    for row in funnel.rows("guest@example.com", "precall_prep"):
+        funnel.store.update_row(row.id, RowUpdate(error_message="Anna: call the guest first"))
+
+    assert resume(funnel, "guest@example.com") == ["No rows to resume for guest@example.com."]
+    later = MEETING + timedelta(days=3)
+    funnel.calcom(
+        "BOOKING_CREATED", calcom_booking(uid="booking-2", start=later, rescheduleUid="booking-1")
+    )
+
+    rows = funnel.rows("guest@example.com", "precall_prep")
+    assert {r.status for r in rows} == {Status.QUEUED}
+    assert [r.scheduled_time for r in rows] == [
+        later - timedelta(days=3),
+        later - timedelta(days=1),
+        later - timedelta(hours=2),
+    ]
+
+
+def test_a_cancellation_cancels_reminders_held_for_a_rebooking(funnel: Funnel) -> None:
+    funnel.calcom("BOOKING_CREATED", calcom_booking())
+    funnel.calcom("BOOKING_CANCELLED", calcom_booking(status="CANCELLED", requestReschedule=True))
+
+    # The guest never rebooks: the host cancels for good (a later delivery, a new event).
+    funnel.calcom(
+        "BOOKING_CANCELLED",
+        calcom_booking(uid="booking-1-final", status="CANCELLED", cancellationReason="no reply"),
+    )
+
+    rows = funnel.rows("guest@example.com", "precall_prep")
+    assert {r.status for r in rows} == {Status.CANCELLED}
+
+
+def test_a_marketers_pause_survives_the_new_booking_time(funnel: Funnel) -> None:
+    funnel.calcom("BOOKING_CREATED", calcom_booking())
+    first = funnel.rows("guest@example.com", "precall_prep")[0]
+    funnel.store.update_row(first.id, RowUpdate(status=Status.PAUSED))
+
+    later = MEETING + timedelta(days=3)
+    funnel.calcom(
+        "BOOKING_CREATED", calcom_booking(uid="booking-2", start=later, rescheduleUid="booking-1")
+    )
+
+    rows = funnel.rows("guest@example.com", "precall_prep")
+    assert [r.status for r in rows] == [Status.PAUSED, Status.QUEUED, Status.QUEUED]
+    assert rows[0].scheduled_time == later - timedelta(days=3)
+
+
+def test_a_hold_left_by_an_older_version_is_requeued_by_the_new_booking_time(
+    funnel: Funnel,
+) -> None:
+    """Before `waiting`, a hold was `paused` with an Error Message beginning "waiting: "; the
+    reschedule rule still reads those as system holds."""
+    funnel.calcom("BOOKING_CREATED", calcom_booking())
+    for row in funnel.rows("guest@example.com", "precall_prep"):
+        funnel.store.update_row(
+            row.id,
+            RowUpdate(
+                status=Status.PAUSED,
+                error_message="waiting: the host asked to reschedule the call",
+            ),
+        )
+
+    later = MEETING + timedelta(days=3)
+    funnel.calcom(
+        "BOOKING_CREATED", calcom_booking(uid="booking-2", start=later, rescheduleUid="booking-1")
+    )
+
+    rows = funnel.rows("guest@example.com", "precall_prep")
+    assert {r.status for r in rows} == {Status.QUEUED}
 
 
 def test_calcom_same_delivery_twice_creates_rows_once(funnel: Funnel) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from notion_queue.models import TRANSITIONS, Status, can_transition, parse_status
 
 
@@ -44,3 +46,42 @@ def test_secrets_are_redacted_from_every_log_field() -> None:
     assert event["reason"] == f"Notion refused {REDACTED}"
     assert event["nested"] == {"k": [REDACTED]}
     assert event["error"] == f"ValueError: token {REDACTED} bad"
+
+
+def test_a_delivery_state_never_goes_backwards_but_a_bounce_always_shows() -> None:
+    from notion_queue.models import Delivery, delivery_advances
+
+    assert not delivery_advances("opened", Delivery.DELIVERED)
+    assert delivery_advances("clicked", Delivery.BOUNCED)
+    assert delivery_advances("", Delivery.DELAYED)
+    assert delivery_advances("seen by Anna", Delivery.DELIVERED)  # typed by hand: nothing yet
+
+
+def test_delivery_states_are_spelled_once_for_resend_and_notion() -> None:
+    from notion_queue.intake.handlers import RESEND_DELIVERY_STATES
+    from notion_queue.models import Delivery
+    from notion_queue.store import notion_schema
+
+    assert set(RESEND_DELIVERY_STATES.values()) == set(Delivery)
+    options = notion_schema.email_queue_schema(None)["Delivery"]["select"]["options"]
+    assert [o["name"] for o in options] == [d.value for d in Delivery]
+
+
+def test_a_journaled_event_is_pending_then_done_or_rejected(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from notion_queue.intake.journal import EventState, Journal
+
+    journal = Journal(tmp_path / "intake.sqlite3")
+    at = datetime(2025, 12, 1, tzinfo=UTC)
+    done, _ = journal.append("christmas-signup", "k1", {}, at)
+    rejected, _ = journal.append("christmas-signup", "k2", {}, at)
+    assert journal.status_of(done) is EventState.PENDING and journal.backlog() == 2
+
+    journal.mark_done(done)
+    journal.mark_rejected(rejected, "no such sequence")
+
+    assert journal.status_of(done) is EventState.DONE
+    assert journal.status_of(rejected) is EventState.REJECTED
+    assert journal.backlog() == 0 and journal.pending(at) == []
+    journal.close()

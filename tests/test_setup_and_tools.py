@@ -11,11 +11,12 @@ from notion_queue.clock import FakeClock
 from notion_queue.models import Status
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.seeding import seed_templates
+from notion_queue.sequences import load_catalog
 from notion_queue.store import notion_schema
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.templates import load_packaged_templates
 from notion_queue.testing.fake_notion import FakeNotion
-from tests.conftest import NOTION_TOKEN, make_notion_world
+from tests.conftest import NOTION_TOKEN, make_notion_world, new_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,10 +54,17 @@ def test_setup_creates_the_design_schema_and_rerunning_changes_nothing(clock: Fa
     assert first.env_lines()[0] == f"NOTION_EMAIL_QUEUE_DB_ID={first.database_ids['Email Queue']}"
 
 
-VIEW_NAMES = ["Due next", "Failed", "Paused", "Sent", "Cancelled and skipped"]
+VIEW_NAMES = [
+    "Due next",
+    "Failed",
+    "Paused",
+    "Waiting for a rebooking",
+    "Sent",
+    "Cancelled and skipped",
+]
 
 
-def test_setup_run_three_times_leaves_the_five_saved_views_once(clock: FakeClock) -> None:
+def test_setup_run_three_times_leaves_the_six_saved_views_once(clock: FakeClock) -> None:
     fake = FakeNotion(clock, token=NOTION_TOKEN)
     parent = fake.create_parent_page("Funnel")
     setup = NotionSetup(gateway_for(fake, clock))
@@ -108,6 +116,46 @@ def test_setup_adds_what_is_missing_and_keeps_what_marketers_added(clock: FakeCl
     assert "Owner" in queue and "Scheduled Time" in queue
     assert {o["name"] for o in queue["Status"]["select"]["options"]} == {s.value for s in Status}
     assert any("Status gained options" in c for c in report.changes)
+
+
+def test_setup_gives_the_status_select_a_waiting_option_and_its_own_view(clock: FakeClock) -> None:
+    fake = FakeNotion(clock, token=NOTION_TOKEN)
+    parent = fake.create_parent_page()
+    report = NotionSetup(gateway_for(fake, clock)).run(parent)
+
+    queue = fake.data_source(report.data_source_ids["Email Queue"])["properties"]
+    options = {o["name"]: o["color"] for o in queue["Status"]["select"]["options"]}
+    assert options["waiting"] == "orange" and options["paused"] == "yellow"
+    waiting = next(
+        v for v in fake.views(report.database_ids["Email Queue"]) if v["name"].startswith("Waiting")
+    )
+    assert waiting["filter"] == {"property": "Status", "select": {"equals": "waiting"}}
+
+
+def test_setup_takes_the_sequence_options_from_the_catalog(clock: FakeClock) -> None:
+    fake = FakeNotion(clock, token=NOTION_TOKEN)
+    parent = fake.create_parent_page()
+    setup = NotionSetup(gateway_for(fake, clock))
+    packaged = list(load_catalog().sequences)
+    first = setup.run(parent, with_analytics=True)
+
+    again = setup.run(parent, with_analytics=True, sequences=[*packaged, "webinar_followup"])
+
+    for title in ("Email Queue", "Email Analytics"):
+        sequence = fake.data_source(first.data_source_ids[title])["properties"]["Sequence"]
+        names = [o["name"] for o in sequence["select"]["options"]]
+        assert names == [*packaged, "webinar_followup"], title
+    assert "Email Queue: Sequence gained options webinar_followup" in again.changes
+
+
+def test_a_row_of_a_sequence_the_select_lacks_still_saves(clock: FakeClock) -> None:
+    """Notion adds an unknown select option on write (reference/notion-api.md §2.2): a sequence
+    added to SEQUENCES_FILE after setup ran needs no schema change to be queued."""
+    world = make_notion_world(clock)
+
+    row = world.store.add_row(new_row(sequence="webinar_followup"))
+
+    assert world.store.get_row(row.id).sequence == "webinar_followup"
 
 
 def test_seeding_templates_is_idempotent_and_shows_progress(clock: FakeClock) -> None:
@@ -253,6 +301,24 @@ def test_setup_script_needs_a_token(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "NOTION_TOKEN is not set" in result.stderr
+
+
+def test_setup_script_reads_the_catalog_of_sequences_file(tmp_path: Path) -> None:
+    env = dict(os.environ, NOTION_TOKEN=NOTION_TOKEN, SEQUENCES_FILE=str(tmp_path / "none.toml"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "setup_notion.py"),
+            "--parent-page",
+            "0" * 32,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"SEQUENCES_FILE {tmp_path / 'none.toml'}" in result.stderr
 
 
 def test_setup_script_against_the_fake_served_on_loopback(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from notion_queue.intake.plans import (
     StartSequence,
 )
 from notion_queue.logs import get_logger
-from notion_queue.models import ContactData, utc_text
+from notion_queue.models import ContactData, Delivery, utc_text
 from notion_queue.sequences import Catalog
 
 log = get_logger(__name__)
@@ -439,14 +439,14 @@ def unsubscribe_key(request: UnsubscribeRequest, headers: Mapping[str, str]) -> 
 
 
 RESEND_DELIVERY_STATES = {
-    "email.delivered": "delivered",
-    "email.delivery_delayed": "delayed",
-    "email.bounced": "bounced",
-    "email.complained": "complained",
-    "email.opened": "opened",
-    "email.clicked": "clicked",
-    "email.failed": "failed",
-    "email.suppressed": "suppressed",
+    "email.delivered": Delivery.DELIVERED,
+    "email.delivery_delayed": Delivery.DELAYED,
+    "email.bounced": Delivery.BOUNCED,
+    "email.complained": Delivery.COMPLAINED,
+    "email.opened": Delivery.OPENED,
+    "email.clicked": Delivery.CLICKED,
+    "email.failed": Delivery.FAILED,
+    "email.suppressed": Delivery.SUPPRESSED,
 }
 
 

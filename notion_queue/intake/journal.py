@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,23 @@ from notion_queue.sqlite_faults import (
     is_corrupt,
 )
 
-_SCHEMA = """
+
+class EventState(StrEnum):
+    """The status column of a journaled event."""
+
+    PENDING = "pending"  # journaled (answered 202); the drainer applies it, retrying
+    DONE = "done"  # applied to the store; kept so a duplicate delivery is recognised
+    REJECTED = "rejected"  # can never be applied (last_error says why); kept, never retried
+
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
     event_key TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     payload TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
+    status TEXT NOT NULL DEFAULT '{EventState.PENDING.value}',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT,
     last_error TEXT NOT NULL DEFAULT ''
@@ -124,10 +134,10 @@ class Journal:
     def pending(self, now: datetime, limit: int = 50) -> list[JournalEntry]:
         with self._lock, self._noting(write=False):
             rows = self._db.execute(
-                "SELECT * FROM events WHERE status = 'pending'"
+                "SELECT * FROM events WHERE status = ?"
                 " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
                 " ORDER BY received_at, rowid LIMIT ?",
-                (now.isoformat(), limit),
+                (EventState.PENDING.value, now.isoformat(), limit),
             ).fetchall()
         return [
             JournalEntry(
@@ -143,14 +153,19 @@ class Journal:
         ]
 
     def mark_done(self, event_id: str) -> None:
-        self._set(event_id, "UPDATE events SET status = 'done', last_error = '' WHERE id = ?")
+        with self._lock, self._noting(write=True):
+            self._db.execute(
+                "UPDATE events SET status = ?, last_error = '' WHERE id = ?",
+                (EventState.DONE.value, event_id),
+            )
+            self._db.commit()
 
     def mark_rejected(self, event_id: str, reason: str) -> None:
         """An event that can never be applied (a bug, or a catalog that changed under it)."""
         with self._lock, self._noting(write=True):
             self._db.execute(
-                "UPDATE events SET status = 'rejected', last_error = ? WHERE id = ?",
-                (reason, event_id),
+                "UPDATE events SET status = ?, last_error = ? WHERE id = ?",
+                (EventState.REJECTED.value, reason, event_id),
             )
             self._db.commit()
 
@@ -165,19 +180,14 @@ class Journal:
     def backlog(self) -> int:
         with self._lock, self._noting(write=False):
             row = self._db.execute(
-                "SELECT COUNT(*) FROM events WHERE status = 'pending'"
+                "SELECT COUNT(*) FROM events WHERE status = ?", (EventState.PENDING.value,)
             ).fetchone()
         return int(row[0])
 
-    def status_of(self, event_id: str) -> str | None:
+    def status_of(self, event_id: str) -> EventState | None:
         with self._lock, self._noting(write=False):
             row = self._db.execute("SELECT status FROM events WHERE id = ?", (event_id,)).fetchone()
-        return str(row[0]) if row else None
-
-    def _set(self, event_id: str, sql: str) -> None:
-        with self._lock, self._noting(write=True):
-            self._db.execute(sql, (event_id,))
-            self._db.commit()
+        return EventState(row[0]) if row else None
 
     def close(self) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from notion_queue.models import ContactData, NewRow, Status, utc_text
+from notion_queue.models import ContactData, Delivery, NewRow, Status, utc_text
 from notion_queue.sequences import Catalog
 
 
@@ -20,14 +20,18 @@ class StartSequence:
 
 @dataclass(frozen=True)
 class CancelSequences:
-    """Exit rule: the open rows of these sequences end (or, with hold, wait paused)."""
+    """Exit rule: the open rows of these sequences end (or, with hold, become `waiting`)."""
 
     sequences: tuple[str, ...]
     reason: str
     hold: bool = False
 
 
-WAITING = "waiting: "
+HELD_NOTE = "held until the guest rebooks: "
+# Before the `waiting` status, a system hold was `paused` with an Error Message beginning
+# "waiting: ". Only the reschedule rule still reads such rows as system holds, so a rebooking
+# pending across the upgrade is requeued once; everything else treats them as paused.
+LEGACY_WAITING_NOTE = "waiting: "
 ALL_SEQUENCES = "*"
 
 
@@ -47,7 +51,7 @@ class Plan:
     starts: tuple[StartSequence, ...] = ()
     cancels: tuple[CancelSequences, ...] = ()
     moves: tuple[MoveSequence, ...] = ()
-    deliveries: tuple[tuple[str, str], ...] = ()  # (Resend Email ID, delivery state)
+    deliveries: tuple[tuple[str, Delivery], ...] = ()  # (Resend Email ID, delivery state)
     ignored_fields: tuple[str, ...] = ()  # sent but not declared in the catalog: dropped
     dropped_fields: tuple[str, ...] = ()  # declared but left out, and why (never the value)
 

@@ -20,7 +20,8 @@ from notion_queue.intake.handlers import HANDLERS
 from notion_queue.intake.journal import JournalEntry
 from notion_queue.intake.plans import (
     ALL_SEQUENCES,
-    WAITING,
+    HELD_NOTE,
+    LEGACY_WAITING_NOTE,
     CancelSequences,
     Plan,
     StartSequence,
@@ -29,14 +30,15 @@ from notion_queue.intake.plans import (
 from notion_queue.logs import get_logger
 from notion_queue.models import (
     ACTIVE_STATUSES,
-    DELIVERY_RANK,
+    Delivery,
     QueueRow,
     RowUpdate,
     Status,
-    can_transition,
+    delivery_advances,
 )
 from notion_queue.sequences import Catalog
 from notion_queue.store.base import ContactBook, RowQueue
+from notion_queue.transitions import change_status
 
 log = get_logger(__name__)
 
@@ -148,11 +150,11 @@ class IntakeProcessor:
         )
         return applied
 
-    def _record_delivery(self, message_id: str, state: str) -> None:
+    def _record_delivery(self, message_id: str, state: Delivery) -> None:
         row = self.store.find_by_message_id(message_id)
         if row is None:
             return  # sent by something else (the website's email 1)
-        if DELIVERY_RANK.get(state, 0) >= DELIVERY_RANK.get(row.delivery, 0):
+        if delivery_advances(row.delivery, state):
             self.store.update_row(row.id, RowUpdate(delivery=state))
 
     def _already_running(self, rows: list[QueueRow], start: StartSequence, mine: str) -> bool:
@@ -160,16 +162,17 @@ class IntakeProcessor:
 
     def _cancel(self, rows: list[QueueRow], rule: CancelSequences, mine: str) -> int:
         statuses = {Status.QUEUED} if rule.hold else ACTIVE_STATUSES
-        update = (
-            RowUpdate(status=Status.PAUSED, error_message=f"{WAITING}{rule.reason}")
+        new, note = (
+            (Status.WAITING, f"{HELD_NOTE}{rule.reason}")
             if rule.hold
-            else RowUpdate(status=Status.CANCELLED, error_message=f"cancelled: {rule.reason}")
+            else (Status.CANCELLED, f"cancelled: {rule.reason}")
         )
         count = 0
         for row in rows:
             in_scope = ALL_SEQUENCES in rule.sequences or row.sequence in rule.sequences
-            if in_scope and row.status in statuses and not row.dedupe_key.startswith(mine):
-                self.store.update_row(row.id, update)
+            if not in_scope or row.status not in statuses or row.dedupe_key.startswith(mine):
+                continue
+            if change_status(self.store, row, new, error_message=note) is not None:
                 count += 1
         return count
 
@@ -189,21 +192,19 @@ class IntakeProcessor:
             when = step.send_time(new_anchor, self.testing_mode)
             status = Status.QUEUED if when >= now else Status.SKIPPED
             held_by_marketer = row.status is Status.PAUSED and not row.error_message.startswith(
-                WAITING
+                LEGACY_WAITING_NOTE  # a hold written before `waiting` existed (see plans)
             )
             if held_by_marketer and status is Status.QUEUED:
                 status = Status.PAUSED
-            if row.status is None or not can_transition(row.status, status):
-                continue
             note = reason if status is not Status.SKIPPED else f"skipped: {reason}, too late"
-            self.store.update_row(
-                row.id,
-                RowUpdate(
-                    status=status,
-                    scheduled_time=when,
-                    expires_at=new_anchor if sequence.expires_at_anchor else None,
-                    error_message=note,
-                ),
+            written = change_status(
+                self.store,
+                row,
+                status,
+                scheduled_time=when,
+                expires_at=new_anchor if sequence.expires_at_anchor else None,
+                error_message=note,
             )
-            count += 1
+            if written is not None:
+                count += 1
         return count

@@ -6,13 +6,14 @@ Property names are what marketers see in Notion; DESIGN.md lists them and they d
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from dateutil import parser as dateparser
 
 from notion_queue.errors import PermanentError
-from notion_queue.models import Contact, NewRow, QueueRow, RowUpdate, Status, Template
+from notion_queue.models import Contact, Delivery, NewRow, QueueRow, RowUpdate, Status, Template
 
 # Email Queue
 NAME = "Name"
@@ -33,32 +34,48 @@ EXPIRES_AT = "Expires At"
 CONTACT = "Contact"
 DELIVERY = "Delivery"  # what Resend's webhooks said after sending (not in DESIGN.md's table)
 DELIVERY_COLOURS = {
-    "delayed": "yellow",
-    "delivered": "green",
-    "opened": "blue",
-    "clicked": "purple",
-    "bounced": "red",
-    "complained": "red",
-    "failed": "red",
-    "suppressed": "gray",
+    Delivery.DELAYED: "yellow",
+    Delivery.DELIVERED: "green",
+    Delivery.OPENED: "blue",
+    Delivery.CLICKED: "purple",
+    Delivery.BOUNCED: "red",
+    Delivery.COMPLAINED: "red",
+    Delivery.FAILED: "red",
+    Delivery.SUPPRESSED: "gray",
 }
 
 STATUS_COLOURS = {
     Status.QUEUED: "blue",
     Status.PAUSED: "yellow",
+    Status.WAITING: "orange",
     Status.SENT: "green",
     Status.FAILED: "red",
     Status.CANCELLED: "gray",
     Status.SKIPPED: "brown",
 }
-SEQUENCE_COLOURS = {
-    "lead_nurture": "blue",
-    "five_day": "purple",
-    "noshow_recovery": "orange",
-    "postcall_maybe": "yellow",
-    "onboarding": "green",
-    "precall_prep": "pink",
-}
+# The Sequence options are the catalog's sequences (packaged or SEQUENCES_FILE), coloured in
+# catalog order; a row naming a sequence the select lacks still saves: Notion adds the option.
+SEQUENCE_PALETTE = (
+    "blue",
+    "purple",
+    "orange",
+    "yellow",
+    "green",
+    "pink",
+    "brown",
+    "red",
+    "gray",
+    "default",
+)
+
+
+def sequence_colours(sequences: Iterable[str]) -> dict[str, str]:
+    return {
+        name: SEQUENCE_PALETTE[index % len(SEQUENCE_PALETTE)]
+        for index, name in enumerate(sequences)
+    }
+
+
 # Notion's request limits, counted as JavaScript counts a string's length: in UTF-16 code units,
 # so an emoji (or any character outside the Basic Multilingual Plane) counts two.
 MAX_TEXT = 2000  # per rich-text item (text.content)
@@ -74,12 +91,14 @@ def _options(colours: dict[Any, str]) -> list[dict[str, str]]:
     return [{"name": str(name), "color": colour} for name, colour in colours.items()]
 
 
-def email_queue_schema(contacts_data_source_id: str | None) -> dict[str, Any]:
+def email_queue_schema(
+    contacts_data_source_id: str | None, sequences: Iterable[str] = ()
+) -> dict[str, Any]:
     schema: dict[str, Any] = {
         NAME: {"title": {}},
         EMAIL: {"email": {}},
         FIRST_NAME: {"rich_text": {}},
-        SEQUENCE: {"select": {"options": _options(SEQUENCE_COLOURS)}},
+        SEQUENCE: {"select": {"options": _options(sequence_colours(sequences))}},
         EMAIL_NUMBER: {"number": {"format": "number"}},
         TEMPLATE_ID: {"rich_text": {}},
         SCHEDULED_TIME: {"date": {}},
@@ -134,17 +153,19 @@ CONTACTS_SCHEMA: dict[str, Any] = {
     "Meeting Time": {"date": {}},
 }
 
-ANALYTICS_SCHEMA: dict[str, Any] = {
-    "Name": {"title": {}},
-    "Email Address": {"email": {}},
-    "Template ID": {"rich_text": {}},
-    "Sequence": {"select": {"options": _options(SEQUENCE_COLOURS)}},
-    "Outcome": {"select": {"options": _options(STATUS_COLOURS)}},
-    "At": {"date": {}},
-    "Resend Email ID": {"rich_text": {}},
-    "Error Message": {"rich_text": {}},
-    "Lateness Seconds": {"number": {"format": "number"}},
-}
+
+def analytics_schema(sequences: Iterable[str] = ()) -> dict[str, Any]:
+    return {
+        "Name": {"title": {}},
+        "Email Address": {"email": {}},
+        "Template ID": {"rich_text": {}},
+        "Sequence": {"select": {"options": _options(sequence_colours(sequences))}},
+        "Outcome": {"select": {"options": _options(STATUS_COLOURS)}},
+        "At": {"date": {}},
+        "Resend Email ID": {"rich_text": {}},
+        "Error Message": {"rich_text": {}},
+        "Lateness Seconds": {"number": {"format": "number"}},
+    }
 
 
 # Writing values

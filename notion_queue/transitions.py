@@ -1,0 +1,60 @@
+"""The one door every Status change goes through.
+
+Whoever changes a row's Status (the worker marking it sent, failed, skipped or cancelled; intake
+cancelling, holding or moving rows; the CLI's pause, resume, cancel and retry-failed) calls
+`change_status` with the row as it read it. The change is written only when the status table
+(`models.TRANSITIONS`) allows `current → new`; otherwise nothing is written and
+`status_change_refused` is logged. tests/test_transitions.py checks that no other module builds
+a RowUpdate that sets a Status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from notion_queue.logs import get_logger
+from notion_queue.models import QueueRow, RowUpdate, Status, can_transition
+
+log = get_logger(__name__)
+
+
+class RowWriter(Protocol):
+    def update_row(self, row_id: str, update: RowUpdate) -> QueueRow: ...
+
+
+def change_status(
+    store: RowWriter,
+    row: QueueRow,
+    new: Status,
+    *,
+    error_message: str | None = None,
+    sent_at: datetime | None = None,
+    resend_email_id: str | None = None,
+    attempts: int | None = None,
+    scheduled_time: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> QueueRow | None:
+    """Set `row`'s Status to `new` with the other changes, when the table allows it from the
+    status `row` has. Returns the row as written, or None when the change was refused."""
+    if not can_transition(row.status, new):
+        log.warning(
+            "status_change_refused",
+            row_id=row.id,
+            sequence=row.sequence,
+            current=row.status_text,
+            new=new.value,
+        )
+        return None
+    return store.update_row(
+        row.id,
+        RowUpdate(
+            status=new,
+            error_message=error_message,
+            sent_at=sent_at,
+            resend_email_id=resend_email_id,
+            attempts=attempts,
+            scheduled_time=scheduled_time,
+            expires_at=expires_at,
+        ),
+    )
