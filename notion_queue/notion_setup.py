@@ -17,6 +17,7 @@ from notion_queue.store.notion_gateway import NotionGateway
 EMAIL_QUEUE = "Email Queue"
 TEMPLATES = "Templates"
 CONTACTS = "Contacts"
+WORKERS = "Workers"
 ANALYTICS = "Email Analytics"
 
 
@@ -33,6 +34,7 @@ class SetupReport:
             EMAIL_QUEUE: "NOTION_EMAIL_QUEUE_DB_ID",
             TEMPLATES: "NOTION_TEMPLATES_DB_ID",
             CONTACTS: "NOTION_CONTACTS_DB_ID",
+            WORKERS: "NOTION_WORKERS_DB_ID",
             ANALYTICS: "NOTION_ANALYTICS_DB_ID",
         }
         return [f"{names[t]}={self.database_ids[t]}" for t in names if t in self.database_ids]
@@ -74,7 +76,6 @@ class NotionSetup:
         self, gateway: NotionGateway, *, progress: Callable[[str], None] | None = None
     ) -> None:
         self.gateway = gateway
-        self.client = gateway.client
         self.progress = progress or (lambda message: None)
 
     def run(
@@ -93,26 +94,20 @@ class NotionSetup:
         queue_schema = s.email_queue_schema(contacts_ds, names)
         self._ensure(report, existing, parent_page_id, EMAIL_QUEUE, queue_schema)
         self._ensure(report, existing, parent_page_id, TEMPLATES, s.TEMPLATES_SCHEMA)
+        self._ensure(report, existing, parent_page_id, WORKERS, s.WORKERS_SCHEMA)
         if with_analytics:
             self._ensure(report, existing, parent_page_id, ANALYTICS, s.analytics_schema(names))
         self._ensure_views(report)
         return report
 
-    def _call(self, name: str, kind: Any, fn: Callable[[], Any]) -> Any:
-        return self.gateway.call(name, kind, fn)
-
     def _child_databases(self, page_id: str) -> dict[str, str]:
         found: dict[str, str] = {}
         cursor: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"block_id": page_id, "page_size": 100}
+            kwargs: dict[str, Any] = {"page_size": 100}
             if cursor:
                 kwargs["start_cursor"] = cursor
-            response = self._call(
-                "list_children",
-                "read",
-                lambda kw=kwargs: self.client.blocks.children.list(**kw),  # type: ignore[misc]
-            )
+            response = self.gateway.list_block_children(page_id, **kwargs)
             for block in response.get("results", []):
                 if block.get("type") == "child_database":
                     found.setdefault(block["child_database"]["title"], block["id"])
@@ -131,16 +126,7 @@ class NotionSetup:
         found = existing.get(title)
         if found is None:
             self.progress(f"creating {title} database")
-            db = self._call(
-                "create_database",
-                "create",
-                lambda: self.client.databases.create(
-                    parent={"type": "page_id", "page_id": parent_page_id},
-                    title=[{"type": "text", "text": {"content": title}}],
-                    is_inline=False,
-                    initial_data_source={"properties": schema},
-                ),
-            )
+            db = self.gateway.create_database(parent_page_id, title, schema)
             if "committed_resource_id" in db:
                 raise PermanentError(
                     f"Notion created {title} but did not answer; run the setup again"
@@ -148,11 +134,7 @@ class NotionSetup:
             report.changes.append(f"created {title}")
             report.created.append(title)
         else:
-            db = self._call(
-                "retrieve_database",
-                "read",
-                lambda: self.client.databases.retrieve(database_id=found),
-            )
+            db = self.gateway.retrieve_database(found)
         database_id = str(db["id"])
         data_source_id = str(db["data_sources"][0]["id"])
         report.database_ids[title] = database_id
@@ -163,11 +145,7 @@ class NotionSetup:
     def _add_missing(
         self, report: SetupReport, title: str, data_source_id: str, schema: dict[str, Any]
     ) -> None:
-        current = self._call(
-            "retrieve_data_source",
-            "read",
-            lambda: self.client.data_sources.retrieve(data_source_id=data_source_id),
-        )["properties"]
+        current = self.gateway.retrieve_data_source(data_source_id)["properties"]
         by_name = {name: prop for name, prop in current.items()}
         patch: dict[str, Any] = {}
         for name, wanted in schema.items():
@@ -198,13 +176,7 @@ class NotionSetup:
                     )
         if patch:
             self.progress(f"updating {title} schema")
-            self._call(
-                "update_data_source",
-                "update",
-                lambda: self.client.data_sources.update(
-                    data_source_id=data_source_id, properties=patch
-                ),
-            )
+            self.gateway.update_data_source(data_source_id, patch)
 
     def _ensure_views(self, report: SetupReport) -> None:
         database_id = report.database_ids[EMAIL_QUEUE]
@@ -225,16 +197,7 @@ class NotionSetup:
             if view["name"] in have:
                 continue
             self.progress(f"adding view {view['name']}")
-            self._call(
-                "create_view",
-                "create",
-                lambda v=view: self.client.views.create(  # type: ignore[misc]
-                    database_id=database_id,
-                    data_source_id=data_source_id,
-                    type="table",
-                    **v,
-                ),
-            )
+            self.gateway.create_view(database_id, data_source_id, type="table", **view)
             report.changes.append(f"{EMAIL_QUEUE}: added view {view['name']}")
 
     def _view_names(self, database_id: str, wanted: set[str]) -> set[str]:
@@ -244,20 +207,12 @@ class NotionSetup:
         names: set[str] = set()
         cursor: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"database_id": database_id, "page_size": 100}
+            kwargs: dict[str, Any] = {"page_size": 100}
             if cursor:
                 kwargs["start_cursor"] = cursor
-            listed = self._call(
-                "list_views",
-                "read",
-                lambda kw=kwargs: self.client.views.list(**kw),  # type: ignore[misc]
-            )
+            listed = self.gateway.list_views(database_id, **kwargs)
             for reference in listed.get("results", []):
-                view = self._call(
-                    "retrieve_view",
-                    "read",
-                    lambda ref=reference: self.client.views.retrieve(view_id=ref["id"]),  # type: ignore[misc]
-                )
+                view = self.gateway.retrieve_view(reference["id"])
                 if view.get("name"):  # a partial view object carries no name
                     names.add(str(view["name"]))
                 if wanted <= names:

@@ -33,6 +33,15 @@ SECRET_FIELDS = (
 )
 
 
+# A database added since the first release: an existing setup gets it by re-running the script.
+_HOW_TO_GET = {
+    "NOTION_WORKERS_DB_ID": (
+        "; re-run scripts/setup_notion.py, which creates the Workers database (the worker's "
+        "lease) and prints the line to add"
+    ),
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -48,6 +57,7 @@ class Settings(BaseSettings):
     notion_email_queue_db_id: str | None = None
     notion_templates_db_id: str | None = None
     notion_contacts_db_id: str | None = None
+    notion_workers_db_id: str | None = None
     notion_analytics_db_id: str | None = None
     notion_requests_per_second: float = Field(default=2.7, gt=0)
 
@@ -123,10 +133,12 @@ class Settings(BaseSettings):
                 "NOTION_EMAIL_QUEUE_DB_ID": self.notion_email_queue_db_id,
                 "NOTION_TEMPLATES_DB_ID": self.notion_templates_db_id,
                 "NOTION_CONTACTS_DB_ID": self.notion_contacts_db_id,
+                "NOTION_WORKERS_DB_ID": self.notion_workers_db_id,
             }
             for name, value in required.items():
                 if not value or (isinstance(value, SecretStr) and not value.get_secret_value()):
-                    raise ValueError(f"{name} is required when QUEUE_BACKEND=notion")
+                    hint = _HOW_TO_GET.get(name, "")
+                    raise ValueError(f"{name} is required when QUEUE_BACKEND=notion{hint}")
         if self.mail_backend == "resend" and not (
             self.resend_api_key and self.resend_api_key.get_secret_value()
         ):

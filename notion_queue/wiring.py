@@ -40,6 +40,7 @@ def build_store(
         email_queue_db_id=str(settings.notion_email_queue_db_id),
         templates_db_id=str(settings.notion_templates_db_id),
         contacts_db_id=str(settings.notion_contacts_db_id),
+        workers_db_id=str(settings.notion_workers_db_id),
         analytics_db_id=settings.notion_analytics_db_id,
     )
 

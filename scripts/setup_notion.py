@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Create the Email Queue, Templates, Contacts (and optionally Email Analytics) databases under a
-Notion page, with the schema notion-queue expects, then print the lines to paste into .env.
+"""Create the Email Queue, Templates, Contacts and Workers (the worker's lease) databases, and
+optionally Email Analytics, under a Notion page, with the schema notion-queue expects, then
+print the lines to paste into .env.
 
 Share the parent page with your integration first (••• → Connections). Re-running changes
 nothing that is already right; missing properties, options and views are added."""

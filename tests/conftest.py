@@ -71,6 +71,7 @@ def make_notion_world(
         email_queue_db_id=report.database_ids["Email Queue"],
         templates_db_id=report.database_ids["Templates"],
         contacts_db_id=report.database_ids["Contacts"],
+        workers_db_id=report.database_ids["Workers"],
         analytics_db_id=report.database_ids.get("Email Analytics"),
     )
     store.connect()  # as a started process has, so request counts start from a resolved store

@@ -204,6 +204,7 @@ def test_on_notion_the_store_is_the_database_and_templates_include_the_templates
         monkeypatch.setenv("NOTION_EMAIL_QUEUE_DB_ID", world.database_ids["Email Queue"])
         monkeypatch.setenv("NOTION_TEMPLATES_DB_ID", world.database_ids["Templates"])
         monkeypatch.setenv("NOTION_CONTACTS_DB_ID", world.database_ids["Contacts"])
+        monkeypatch.setenv("NOTION_WORKERS_DB_ID", world.database_ids["Workers"])
         unknown = cli("preview", "nosuch", "--email", "sarah@example.com")
         known = cli(
             "preview", "spring_offer", "--email", "sarah@example.com", "--var", "first_name=Sam"

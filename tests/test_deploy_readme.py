@@ -92,7 +92,7 @@ def test_documented_commands_work_with_the_shipped_env_example(tmp_path: Path) -
             outputs.append(run_as_documented(script, env_file, parent))
             if "setup_notion.py" in script:
                 pasted = re.findall(r"^NOTION_\w+_DB_ID=\S+$", outputs[-1], re.M)
-                assert len(pasted) == 3, outputs[-1]
+                assert len(pasted) == 4, outputs[-1]
                 edit.write("\n".join(pasted) + "\n")
                 edit.flush()
 

@@ -47,6 +47,7 @@ def lazy_store(world: NotionWorld, **ids: str) -> NotionStore:
         "email_queue_db_id": world.database_ids["Email Queue"],
         "templates_db_id": world.database_ids["Templates"],
         "contacts_db_id": world.database_ids["Contacts"],
+        "workers_db_id": world.database_ids["Workers"],
     }
     databases.update(ids)
     return NotionStore(world.store.gateway, **databases)
@@ -283,6 +284,18 @@ def test_the_worker_does_not_wait_for_a_token_notion_refuses(
 
     with pytest.raises(AccountError, match="NOTION_TOKEN"):
         worker.lease.hold()
+    assert waits == []
+
+
+def test_a_workers_database_not_found_stops_the_worker_naming_its_setting(
+    clock: FakeClock, tmp_path: Path, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    store = lazy_store(world, workers_db_id="0" * 32)
+    worker, waits = worker_for(make_worker, store, tmp_path, clock)
+
+    with pytest.raises(ConfigError, match=r"NOTION_WORKERS_DB_ID: database 0+ not found"):
+        worker.hold_queue()
     assert waits == []
 
 

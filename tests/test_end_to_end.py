@@ -158,6 +158,7 @@ def test_with_notion_and_resend(tmp_path: Path) -> None:
             NOTION_EMAIL_QUEUE_DB_ID=ids["Email Queue"],
             NOTION_TEMPLATES_DB_ID=ids["Templates"],
             NOTION_CONTACTS_DB_ID=ids["Contacts"],
+            NOTION_WORKERS_DB_ID=ids["Workers"],
             RESEND_API_KEY="re_e2e_key",
             RESEND_API_URL=resend_url,
             PUBLIC_BASE_URL="https://funnel.businessx.com",  # production refuses localhost

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from notion_queue.clock import FakeClock
@@ -270,6 +270,42 @@ def test_renewing_a_held_lease_costs_one_request_and_a_lapsed_one_is_claimed_aga
     assert other is not None and other.startswith("worker B")
 
 
+def test_the_lease_is_a_workers_row_a_marketer_reads_as_who_sends_the_queue_until_when(
+    clock: FakeClock,
+) -> None:
+    world = make_notion_world(clock)
+    holder = "the worker on web-1 (/var/lib/notion-queue)"  # entry.py: host and STATE_DIR
+
+    def lease_row() -> dict[str, object]:
+        (page,) = world.fake.pages(world.store.workers_ds)
+        p = page["properties"]
+        return {
+            "Queue": p["Queue"]["title"][0]["plain_text"],
+            "Holder": p["Holder"]["rich_text"][0]["plain_text"],
+            "Lease Until": datetime.fromisoformat(p["Lease Until"]["date"]["start"]),
+            "Renewed At": datetime.fromisoformat(p["Renewed At"]["date"]["start"]),
+        }
+
+    assert world.store.claim_lease(holder, T0, 900.0) is None
+    assert lease_row() == {
+        "Queue": "Email Queue",
+        "Holder": holder,
+        "Lease Until": T0 + timedelta(minutes=15),
+        "Renewed At": T0,
+    }
+    assert world.store.claim_lease(holder, T0 + timedelta(minutes=5), 900.0) is None
+    assert lease_row()["Lease Until"] == T0 + timedelta(minutes=20)
+    assert lease_row()["Renewed At"] == T0 + timedelta(minutes=5)
+
+    clock.set(T0 + timedelta(minutes=6))
+    world.store.release_lease(holder)
+
+    assert lease_row()["Lease Until"] == T0 + timedelta(minutes=6)  # lapsed: free to claim
+    # The lease is no template: the Templates database holds only what marketers put there.
+    assert world.fake.pages(world.store.templates_ds) == []
+    assert world.store.all_templates() == {}
+
+
 def test_rows_falling_due_seconds_apart_cost_one_query_each_and_one_update(
     clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
 ) -> None:
@@ -297,8 +333,8 @@ def test_rows_falling_due_seconds_apart_cost_one_query_each_and_one_update(
 
 
 def test_a_lease_create_that_fails_unsure_is_settled_by_the_read_back(clock: FakeClock) -> None:
-    """A worker's very first start creates the lease row; a 500 or a timeout on that create
-    used to end the start-up (exit 2) instead of finding out whether it was saved."""
+    """A worker's very first start creates the lease row in Workers; a 500 or a timeout on that
+    create used to end the start-up (exit 2) instead of finding out whether it was saved."""
     world = make_notion_world(clock)
     world.fake.fail_next("create_page", status=500)  # not saved
     assert world.store.claim_lease("worker A", T0, 900.0) is None
@@ -309,10 +345,11 @@ def test_a_lease_create_that_fails_unsure_is_settled_by_the_read_back(clock: Fak
 
     for w in (world, other):
         titles = [
-            page["properties"]["Template ID"]["title"][0]["plain_text"]
-            for page in w.fake.pages(w.store.templates_ds)
+            page["properties"]["Queue"]["title"][0]["plain_text"]
+            for page in w.fake.pages(w.store.workers_ds)
         ]
-        assert titles == ["notion-queue-worker-lease"]
+        assert titles == ["Email Queue"]
+        assert w.fake.pages(w.store.templates_ds) == []
 
 
 def test_a_429_with_a_rate_limit_reason_notion_has_not_documented_is_waited_out(

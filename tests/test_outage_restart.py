@@ -44,6 +44,7 @@ def test_a_server_restarted_during_a_notion_outage_loses_nothing(tmp_path: Path)
             NOTION_EMAIL_QUEUE_DB_ID=ids["Email Queue"],
             NOTION_TEMPLATES_DB_ID=ids["Templates"],
             NOTION_CONTACTS_DB_ID=ids["Contacts"],
+            NOTION_WORKERS_DB_ID=ids["Workers"],
             NOTION_REQUESTS_PER_SECOND="100",
         )
         server = Service("server.py", env, tmp_path, server_log)
@@ -133,6 +134,7 @@ def test_a_worker_whose_token_notion_refuses_stops_with_one_line(tmp_path: Path)
             NOTION_EMAIL_QUEUE_DB_ID=ids["Email Queue"],
             NOTION_TEMPLATES_DB_ID=ids["Templates"],
             NOTION_CONTACTS_DB_ID=ids["Contacts"],
+            NOTION_WORKERS_DB_ID=ids["Workers"],
         )
         result = run_script("worker.py", env=env, cwd=tmp_path)
 

@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from notion_queue.clock import FakeClock
+from notion_queue.errors import ConfigError
 from notion_queue.models import Status
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.seeding import seed_templates
 from notion_queue.sequences import load_catalog
+from notion_queue.settings import load_settings
 from notion_queue.store import notion_schema
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.templates import load_packaged_templates
@@ -35,7 +39,13 @@ def test_setup_creates_the_design_schema_and_rerunning_changes_nothing(clock: Fa
     fake.requests.clear()
     second = setup.run(parent, with_analytics=True)
 
-    assert set(first.database_ids) == {"Email Queue", "Templates", "Contacts", "Email Analytics"}
+    assert set(first.database_ids) == {
+        "Email Queue",
+        "Templates",
+        "Contacts",
+        "Workers",
+        "Email Analytics",
+    }
     assert second.changes == [] and second.database_ids == first.database_ids
     assert fake.count("create_database") == 0 and fake.count("update_data_source") == 0
     queue = fake.data_source(first.data_source_ids["Email Queue"])["properties"]
@@ -52,6 +62,42 @@ def test_setup_creates_the_design_schema_and_rerunning_changes_nothing(clock: Fa
     assert any("added view Failed" in c for c in first.changes)
     assert any("added view Paused" in c for c in first.changes)
     assert first.env_lines()[0] == f"NOTION_EMAIL_QUEUE_DB_ID={first.database_ids['Email Queue']}"
+
+
+def test_setup_creates_the_workers_database_for_the_lease_and_prints_its_line(
+    clock: FakeClock,
+) -> None:
+    fake = FakeNotion(clock, token=NOTION_TOKEN)
+    parent = fake.create_parent_page("Funnel")
+    setup = NotionSetup(gateway_for(fake, clock))
+
+    first = setup.run(parent)
+    second = setup.run(parent)
+
+    assert "created Workers" in first.changes and second.changes == []
+    workers = fake.data_source(first.data_source_ids["Workers"])["properties"]
+    assert {name: p["type"] for name, p in workers.items()} == {
+        "Queue": "title",
+        "Holder": "rich_text",
+        "Lease Until": "date",
+        "Renewed At": "date",
+    }
+    assert f"NOTION_WORKERS_DB_ID={first.database_ids['Workers']}" in first.env_lines()
+
+
+def test_an_install_from_before_the_workers_database_is_told_to_rerun_the_setup() -> None:
+    ids = {
+        f"notion_{name}_db_id": "0123456789abcdef0123456789abcdef"
+        for name in ("email_queue", "templates", "contacts")
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_env_file=None, queue_backend="notion", notion_token="secret_x", **ids)
+
+    assert str(raised.value) == (
+        "NOTION_WORKERS_DB_ID is required when QUEUE_BACKEND=notion; re-run "
+        "scripts/setup_notion.py, which creates the Workers database (the worker's lease) and "
+        "prints the line to add"
+    )
 
 
 VIEW_NAMES = [
@@ -348,5 +394,6 @@ def test_setup_script_against_the_fake_served_on_loopback(tmp_path: Path) -> Non
     assert (
         "NOTION_EMAIL_QUEUE_DB_ID=" in runs[0].stdout and "QUEUE_BACKEND=notion" in runs[0].stdout
     )
+    assert "created Workers" in runs[0].stdout and "NOTION_WORKERS_DB_ID=" in runs[0].stdout
     assert "Everything was already in place." in runs[1].stdout
     assert NOTION_TOKEN not in runs[0].stdout + runs[0].stderr

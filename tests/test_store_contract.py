@@ -151,7 +151,7 @@ def test_all_templates_in_one_read_without_the_lease(store: QueueStore) -> None:
     second = Template("lead_nurture_email_2", "Two", "<p>2</p>", "2", active=False)
     store.upsert_template(first)
     store.upsert_template(second)
-    store.claim_lease("worker A", T0, 900.0)  # the Notion lease lives in Templates: not a template
+    store.claim_lease("worker A", T0, 900.0)  # the lease is no template, on any store
 
     assert store.all_templates() == {first.template_id: first, second.template_id: second}
 

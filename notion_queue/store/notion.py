@@ -1,4 +1,5 @@
-"""The production QueueStore: the Email Queue, Templates and Contacts databases in Notion.
+"""The production QueueStore: the Email Queue, Templates, Contacts and Workers databases in
+Notion.
 
 Database ids (what users copy from Notion URLs) are resolved to their data sources when Notion
 first answers (Notion-Version 2025-09-03), not at construction. Every call goes through NotionGateway (pacing, retries).
@@ -6,11 +7,10 @@ first answers (Notion-Version 2025-09-03), not at construction. Every call goes 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Collection, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from notion_client import Client
@@ -21,13 +21,13 @@ from notion_queue.errors import (
     MaybeWritten,
     NotionQueueError,
     PermanentError,
-    RetryableError,
 )
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
 from notion_queue.store import notion_schema as s
 from notion_queue.store.base import RowNotFound, UpsertResult
-from notion_queue.store.notion_gateway import NotFound, NotionGateway
+from notion_queue.store.notion_gateway import NotFound, NotionGateway, unshared
+from notion_queue.store.notion_lease import NotionLease
 
 PAGE_SIZE = 100
 # A start-up look-up fails fast: its caller (the drainer, the worker's start) waits with its own
@@ -44,6 +44,7 @@ class NotionStore:
         email_queue_db_id: str,
         templates_db_id: str,
         contacts_db_id: str,
+        workers_db_id: str,
         analytics_db_id: str | None = None,
     ) -> None:
         """Makes no request: the data sources are resolved by connect(), or by the first call
@@ -54,13 +55,14 @@ class NotionStore:
             "queue": (email_queue_db_id, "NOTION_EMAIL_QUEUE_DB_ID"),
             "templates": (templates_db_id, "NOTION_TEMPLATES_DB_ID"),
             "contacts": (contacts_db_id, "NOTION_CONTACTS_DB_ID"),
+            "workers": (workers_db_id, "NOTION_WORKERS_DB_ID"),
         }
         if analytics_db_id:
             self._databases["analytics"] = (analytics_db_id, "NOTION_ANALYTICS_DB_ID")
         self._data_sources: dict[str, str] = {}
         self._resolving = threading.Lock()
         self._contacts: dict[str, Contact] = {}
-        self._lease: tuple[str, str, datetime] | None = None  # page id, holder, until
+        self._lease = NotionLease(gateway, lambda: self.workers_ds)
 
     @property
     def clock(self) -> Clock:
@@ -93,17 +95,16 @@ class NotionStore:
         return self._data_source("contacts")
 
     @property
+    def workers_ds(self) -> str:
+        return self._data_source("workers")
+
+    @property
     def analytics_ds(self) -> str | None:
         return self._data_source("analytics") if "analytics" in self._databases else None
 
     def resolve_data_source(self, database_id: str, variable: str) -> str:
         try:
-            db = self.gateway.call(
-                "retrieve_database",
-                "read",
-                lambda: self.client.databases.retrieve(database_id=database_id),
-                max_retries=RESOLVE_RETRIES,
-            )
+            db = self.gateway.retrieve_database(database_id, max_retries=RESOLVE_RETRIES)
         except NotFound:
             raise ConfigError(
                 f"{variable}: database {database_id} not found; check the id and share the "
@@ -131,13 +132,9 @@ class NotionStore:
             if cursor:
                 kwargs["start_cursor"] = cursor
             try:
-                response = self.gateway.call(
-                    name,
-                    "read",
-                    lambda kw=kwargs: self.client.data_sources.query(data_source_id, **kw),  # type: ignore[misc]
-                )
+                response = self.gateway.query_data_source(data_source_id, call=name, **kwargs)
             except NotFound as exc:
-                raise _unshared(data_source_id, exc) from None
+                raise unshared(data_source_id, exc) from None
             yield from response.get("results", [])
             cursor = response.get("next_cursor")
             if not response.get("has_more") or not cursor:
@@ -153,16 +150,9 @@ class NotionStore:
         properties = s.new_row_properties(row)
         queue_ds = self.queue_ds
         try:
-            page = self.gateway.call(
-                "create_page",
-                "create",
-                lambda: self.client.pages.create(
-                    parent={"type": "data_source_id", "data_source_id": queue_ds},
-                    properties=properties,
-                ),
-            )
+            page = self.gateway.create_page(queue_ds, properties)
         except NotFound as exc:
-            raise _unshared(queue_ds, exc) from None
+            raise unshared(queue_ds, exc) from None
         if "committed_resource_id" in page:
             return self.get_row(page["committed_resource_id"])
         return s.page_to_row(page)
@@ -193,9 +183,7 @@ class NotionStore:
 
     def get_row(self, row_id: str) -> QueueRow:
         try:
-            page = self.gateway.call(
-                "retrieve_page", "read", lambda: self.client.pages.retrieve(page_id=row_id)
-            )
+            page = self.gateway.retrieve_page(row_id)
         except NotFound:
             raise RowNotFound(f"row {row_id} not found") from None
         if page.get("in_trash") or page.get("archived"):
@@ -205,11 +193,7 @@ class NotionStore:
     def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
         properties = s.update_properties(update)
         try:
-            page = self.gateway.call(
-                "update_page",
-                "update",
-                lambda: self.client.pages.update(page_id=row_id, properties=properties),
-            )
+            page = self.gateway.update_page(row_id, properties)
         except NotFound:
             raise RowNotFound(f"row {row_id} not found") from None
         return s.page_to_row(page)
@@ -271,14 +255,7 @@ class NotionStore:
             props.setdefault("Name", s.title(_display_name(data) or email))
             props["Email"] = {"email": email}
             try:
-                page = self.gateway.call(
-                    "create_contact",
-                    "create",
-                    lambda: self.client.pages.create(
-                        parent={"type": "data_source_id", "data_source_id": self.contacts_ds},
-                        properties=props,
-                    ),
-                )
+                page = self.gateway.create_page(self.contacts_ds, props, call="create_contact")
             except MaybeWritten:
                 found = self.find_contact(email)
                 if found is None:
@@ -290,12 +267,7 @@ class NotionStore:
                     raise MaybeWritten("Notion committed a contact that cannot be found yet")
                 return found, "created"
         else:
-            contact_id = known.id
-            page = self.gateway.call(
-                "update_contact",
-                "update",
-                lambda: self.client.pages.update(page_id=contact_id, properties=props),
-            )
+            page = self.gateway.update_page(known.id, props, call="update_contact")
         contact = s.page_to_contact(page)
         self._contacts[email] = contact
         return contact, "created" if known is None else "updated"
@@ -320,7 +292,8 @@ class NotionStore:
         error: str = "",
         lateness_seconds: float | None = None,
     ) -> None:
-        if self.analytics_ds is None:
+        analytics_ds = self.analytics_ds
+        if analytics_ds is None:
             return
         props: dict[str, Any] = {
             "Name": s.title(f"{row.template_id} → {row.email}: {outcome}"),
@@ -334,86 +307,18 @@ class NotionStore:
         }
         if lateness_seconds is not None:
             props["Lateness Seconds"] = {"number": round(lateness_seconds, 3)}
-        parent = {"type": "data_source_id", "data_source_id": self.analytics_ds}
         try:
-            self.gateway.call(
-                "create_analytics",
-                "create",
-                lambda: self.client.pages.create(parent=parent, properties=props),
-            )
+            self.gateway.create_page(analytics_ds, props, call="create_analytics")
         except NotionQueueError as exc:  # analytics never stops a send
             log.warning("analytics_not_recorded", row_id=row.id, reason=str(exc))
 
-    # The lease lives in the Templates database as an inactive row a person can read: who holds
-    # the queue and until when. Notion has no conditional writes, so a claim is written, then
-    # read back after a moment, and kept only if it is still ours. A renewal while our lease
-    # still runs is one update: no other worker claims a lease that has not lapsed.
+    # The lease: a row in the Workers database (store/notion_lease.py).
 
     def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
-        until = now + timedelta(seconds=ttl_seconds)
-        props = _lease_properties(holder, until)
-        held = self._lease
-        if held is not None and held[1] == holder and now < held[2]:
-            page_id = held[0]
-            self.gateway.call(
-                "update_lease",
-                "update",
-                lambda: self.client.pages.update(page_id=page_id, properties=props),
-            )
-            self._lease = (page_id, holder, until)
-            return None
-        self._lease = None
-        for _ in range(LEASE_CLAIM_ATTEMPTS):
-            page = self._template_page(LEASE_TEMPLATE_ID)
-            if page is not None:
-                lease = s.page_to_template(page)
-                expires = _parse_lease_expiry(lease.text)
-                if lease.html != holder and expires is not None and expires > now:
-                    return f"{lease.html} (lease until {lease.text})"
-            if page is None:
-                with contextlib.suppress(MaybeWritten):  # the read-back tells if it was saved
-                    self.gateway.call(
-                        "create_lease",
-                        "create",
-                        lambda: self.client.pages.create(
-                            parent={"type": "data_source_id", "data_source_id": self.templates_ds},
-                            properties=props,
-                        ),
-                    )
-            else:
-                self.gateway.call(
-                    "update_lease",
-                    "update",
-                    lambda lease_id=page["id"]: self.client.pages.update(  # type: ignore[misc]
-                        page_id=lease_id, properties=props
-                    ),
-                )
-            self.clock.sleep(1.0)  # let a rival's simultaneous claim land before reading back
-            again = self._template_page(LEASE_TEMPLATE_ID)
-            if again is None:
-                continue  # our create was not saved: claim again
-            holder_now = s.page_to_template(again).html
-            if holder_now != holder:
-                return f"{holder_now} (won the race for the lease)"
-            self._lease = (again["id"], holder, until)
-            return None
-        raise RetryableError("Notion did not save the queue's lease; try again")
+        return self._lease.claim(holder, now, ttl_seconds)
 
     def release_lease(self, holder: str) -> None:
-        held, self._lease = self._lease, None
-        if held is not None and held[1] == holder:
-            page_id = held[0]
-        else:
-            page = self._template_page(LEASE_TEMPLATE_ID)
-            if page is None or s.page_to_template(page).html != holder:
-                return
-            page_id = page["id"]
-        props = {"Text Body": s.text(s.iso(self.clock.now()))}  # expired now
-        self.gateway.call(
-            "update_lease",
-            "update",
-            lambda: self.client.pages.update(page_id=page_id, properties=props),
-        )
+        self._lease.release(holder, self.clock.now())
 
     # templates
 
@@ -427,7 +332,7 @@ class NotionStore:
             sorts=[{"timestamp": "created_time", "direction": "ascending"}],
         ):
             template = s.page_to_template(page)
-            if template.template_id and template.template_id != LEASE_TEMPLATE_ID:
+            if template.template_id:
                 templates.setdefault(template.template_id, template)
         return templates
 
@@ -446,57 +351,12 @@ class NotionStore:
         page = self._template_page(template.template_id)
         props = s.template_properties(template)
         if page is None:
-            self.gateway.call(
-                "create_template",
-                "create",
-                lambda: self.client.pages.create(
-                    parent={"type": "data_source_id", "data_source_id": self.templates_ds},
-                    properties=props,
-                ),
-            )
+            self.gateway.create_page(self.templates_ds, props, call="create_template")
             return "created"
         if s.page_to_template(page) == template:
             return "unchanged"
-        page_id = page["id"]
-        self.gateway.call(
-            "update_template",
-            "update",
-            lambda: self.client.pages.update(page_id=page_id, properties=props),
-        )
+        self.gateway.update_page(page["id"], props, call="update_template")
         return "updated"
-
-
-LEASE_TEMPLATE_ID = "notion-queue-worker-lease"
-LEASE_CLAIM_ATTEMPTS = 3
-
-
-def _lease_properties(holder: str, until: datetime) -> dict[str, Any]:
-    return s.template_properties(
-        Template(
-            LEASE_TEMPLATE_ID,
-            subject=f"notion-queue worker lease: do not edit ({holder} until {s.iso(until)})",
-            html=holder,
-            text=s.iso(until),
-            active=False,
-        )
-    )
-
-
-def _parse_lease_expiry(text: str) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _unshared(data_source_id: str, exc: NotFound) -> ConfigError:
-    """A data source that was found at start and is gone now: unshared or deleted. A setting to
-    fix, not a reason to drop the event that needed it."""
-    return ConfigError(
-        f"Notion data source {data_source_id} is no longer reachable ({exc}); share its database "
-        "with the integration again (the database's ••• → Connections)"
-    )
 
 
 def _display_name(data: ContactData) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 from notion_client import Client
@@ -25,7 +25,13 @@ from notion_client.errors import APIResponseError, HTTPResponseError, RequestTim
 
 from notion_queue import metrics
 from notion_queue.clock import Clock
-from notion_queue.errors import AccountError, MaybeWritten, PermanentError, RetryableError
+from notion_queue.errors import (
+    AccountError,
+    ConfigError,
+    MaybeWritten,
+    PermanentError,
+    RetryableError,
+)
 from notion_queue.logs import get_logger
 from notion_queue.pacing import Backoff, TokenBucket
 
@@ -38,6 +44,15 @@ BLOCKED = "public_api_request_blocked"  # the one 429 Notion says not to retry
 
 class NotFound(PermanentError):
     pass
+
+
+def unshared(data_source_id: str, exc: NotFound) -> ConfigError:
+    """A data source that was found at start and is gone now: unshared or deleted. A setting to
+    fix, not a reason to drop the event that needed it."""
+    return ConfigError(
+        f"Notion data source {data_source_id} is no longer reachable ({exc}); share its database "
+        "with the integration again (the database's ••• → Connections)"
+    )
 
 
 class NotionStats:
@@ -171,6 +186,120 @@ class NotionGateway:
             delay = _retry_after(headers) or self.backoff.delay(retries)
             log.info("notion_retry", call=name, error=_describe(status, code), delay=delay)
             self.clock.sleep(delay)
+
+    # Typed calls: each says once which endpoint, which kind of call (how it is retried) and
+    # the name it is counted under (`call`, for NotionStats and the metrics).
+
+    def query_data_source(
+        self, data_source_id: str, *, call: str = "query", **body: Any
+    ) -> dict[str, Any]:
+        """One page of a data source query (`POST /v1/data_sources/{id}/query`)."""
+        return self._dict(
+            call, "read", lambda: self.client.data_sources.query(data_source_id, **body)
+        )
+
+    def create_page(
+        self, data_source_id: str, properties: dict[str, Any], *, call: str = "create_page"
+    ) -> dict[str, Any]:
+        """A new row in a data source. Its outcome may be unknown: MaybeWritten, or
+        `{"committed_resource_id": ...}` when Notion names the page it saved anyway."""
+        parent = {"type": "data_source_id", "data_source_id": data_source_id}
+        return self._dict(
+            call,
+            "create",
+            lambda: self.client.pages.create(parent=parent, properties=properties),
+        )
+
+    def update_page(
+        self, page_id: str, properties: dict[str, Any], *, call: str = "update_page"
+    ) -> dict[str, Any]:
+        return self._dict(
+            call,
+            "update",
+            lambda: self.client.pages.update(page_id=page_id, properties=properties),
+        )
+
+    def retrieve_page(self, page_id: str, *, call: str = "retrieve_page") -> dict[str, Any]:
+        return self._dict(call, "read", lambda: self.client.pages.retrieve(page_id=page_id))
+
+    def retrieve_database(
+        self, database_id: str, *, max_retries: int | None = None
+    ) -> dict[str, Any]:
+        return self._dict(
+            "retrieve_database",
+            "read",
+            lambda: self.client.databases.retrieve(database_id=database_id),
+            max_retries=max_retries,
+        )
+
+    def create_database(
+        self, parent_page_id: str, title: str, schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._dict(
+            "create_database",
+            "create",
+            lambda: self.client.databases.create(
+                parent={"type": "page_id", "page_id": parent_page_id},
+                title=[{"type": "text", "text": {"content": title}}],
+                is_inline=False,
+                initial_data_source={"properties": schema},
+            ),
+        )
+
+    def retrieve_data_source(self, data_source_id: str) -> dict[str, Any]:
+        return self._dict(
+            "retrieve_data_source",
+            "read",
+            lambda: self.client.data_sources.retrieve(data_source_id=data_source_id),
+        )
+
+    def update_data_source(self, data_source_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return self._dict(
+            "update_data_source",
+            "update",
+            lambda: self.client.data_sources.update(
+                data_source_id=data_source_id, properties=properties
+            ),
+        )
+
+    def list_block_children(self, block_id: str, **body: Any) -> dict[str, Any]:
+        return self._dict(
+            "list_children",
+            "read",
+            lambda: self.client.blocks.children.list(block_id=block_id, **body),
+        )
+
+    def list_views(self, database_id: str, **body: Any) -> dict[str, Any]:
+        return self._dict(
+            "list_views",
+            "read",
+            lambda: self.client.views.list(database_id=database_id, **body),
+        )
+
+    def retrieve_view(self, view_id: str) -> dict[str, Any]:
+        return self._dict(
+            "retrieve_view", "read", lambda: self.client.views.retrieve(view_id=view_id)
+        )
+
+    def create_view(self, database_id: str, data_source_id: str, **view: Any) -> dict[str, Any]:
+        return self._dict(
+            "create_view",
+            "create",
+            lambda: self.client.views.create(
+                database_id=database_id, data_source_id=data_source_id, **view
+            ),
+        )
+
+    def _dict(
+        self,
+        name: str,
+        kind: CallKind,
+        fn: Callable[[], Any],
+        *,
+        max_retries: int | None = None,
+    ) -> dict[str, Any]:
+        """notion-client's synchronous calls answer the response's JSON object."""
+        return cast(dict[str, Any], self.call(name, kind, fn, max_retries=max_retries))
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

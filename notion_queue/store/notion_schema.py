@@ -168,6 +168,20 @@ def analytics_schema(sequences: Iterable[str] = ()) -> dict[str, Any]:
     }
 
 
+# Workers: the queue's lease, one row a marketer can read as "this worker sends this queue
+# until ..." (store/notion_lease.py reads and writes it).
+WORKER_QUEUE = "Queue"
+WORKER_HOLDER = "Holder"
+LEASE_UNTIL = "Lease Until"
+RENEWED_AT = "Renewed At"
+WORKERS_SCHEMA: dict[str, Any] = {
+    WORKER_QUEUE: {"title": {}},
+    WORKER_HOLDER: {"rich_text": {}},
+    LEASE_UNTIL: {"date": {}},
+    RENEWED_AT: {"date": {}},
+}
+
+
 # Writing values
 
 

@@ -173,12 +173,14 @@ class Fakes:
             email_queue_db_id=self.ids["Email Queue"],
             templates_db_id=self.ids["Templates"],
             contacts_db_id=self.ids["Contacts"],
+            workers_db_id=self.ids["Workers"],
         )
         self.queue_ds = self.store.queue_ds
         self.ds_names = {
             self.store.queue_ds: "email_queue",
             self.store.templates_ds: "templates",
             self.store.contacts_ds: "contacts",
+            self.store.workers_ds: "workers",
         }
         self.notion_url = ""
         self.resend_url = ""
@@ -236,6 +238,7 @@ class Fakes:
             NOTION_EMAIL_QUEUE_DB_ID=self.ids["Email Queue"],
             NOTION_TEMPLATES_DB_ID=self.ids["Templates"],
             NOTION_CONTACTS_DB_ID=self.ids["Contacts"],
+            NOTION_WORKERS_DB_ID=self.ids["Workers"],
             # The product's default (2.7 under Notion's 3 rps), scaled with the fake's limit.
             NOTION_REQUESTS_PER_SECOND=f"{2.7 * self.config.notion_rps / 3:g}",
             RESEND_API_KEY=RESEND_KEY,

@@ -171,6 +171,7 @@ def run_soak(
             NOTION_EMAIL_QUEUE_DB_ID=setup.database_ids["Email Queue"],
             NOTION_TEMPLATES_DB_ID=setup.database_ids["Templates"],
             NOTION_CONTACTS_DB_ID=setup.database_ids["Contacts"],
+            NOTION_WORKERS_DB_ID=setup.database_ids["Workers"],
             # The fake has no rate limit: pace the clients well above Notion's 3/s so the
             # scenario is about faults, not about waiting.
             NOTION_REQUESTS_PER_SECOND="100",
