@@ -295,7 +295,7 @@ def test_a_workers_database_not_found_stops_the_worker_naming_its_setting(
     worker, waits = worker_for(make_worker, store, tmp_path, clock)
 
     with pytest.raises(ConfigError, match=r"NOTION_WORKERS_DB_ID: database 0+ not found"):
-        worker.hold_queue()
+        worker.lease.hold()
     assert waits == []
 
 
