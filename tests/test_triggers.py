@@ -4,6 +4,7 @@ run, campaign copy lives in the catalog, and a new sequence with its endpoint ne
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -267,6 +268,21 @@ def test_changing_an_event_anchor_to_email_1_sent_at_anchors_on_that_field(
     ]
 
 
+def test_a_trigger_that_only_cancels_ends_those_rows_naming_itself(make_intake: Any) -> None:
+    intake = make_intake(PACKAGED + '\n[triggers.unregister]\ncancels = ["lead_nurture"]\n')
+    intake.post("/webhook/christmas-signup", SIGNUP)
+    intake.clock.advance(hours=1)
+
+    response = intake.post("/webhook/unregister", {"email": SIGNUP["email"]})
+
+    assert response.status_code == 202
+    rows = intake.rows(SIGNUP["email"])
+    assert [r.sequence for r in rows] == ["lead_nurture"] * 5
+    assert {r.error_message for r in rows} == {
+        "cancelled: unregister received 2025-12-01 11:00 UTC"
+    }
+
+
 # -- the providers' events: what they start and cancel is the catalog's
 
 
@@ -478,19 +494,16 @@ def test_a_trigger_removed_since_its_event_was_journaled_rejects_that_event(
 
 # -- a template the catalog names must exist: packaged, or Active in the Templates database
 
-WEBINAR = """
-[sequences.webinar_followup]
-description = "Follow up webinar sign-ups"
-anchor = "event"
-cancels = ["lead_nurture"]
-steps = [
-  { template = "webinar_email_1", offset = "1h", testing_offset = "1m" },
-]
 
-[triggers.webinar-signup]
-description = "The webinar registration form"
-starts = ["webinar_followup"]
-"""
+def readme_example() -> str:
+    """The README's webinar example, as written there: it must work as it is."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    found = re.search(r"```toml\n(\[sequences\.webinar_followup\].*?)```", readme, re.S)
+    assert found, "README shows the webinar example"
+    return "\n" + found.group(1)
+
+
+WEBINAR = readme_example()
 WEBINAR_TEMPLATE = Template(
     "webinar_email_1",
     "Your webinar seat, {{ first_name }}",
@@ -645,3 +658,56 @@ def test_noshow_website_trigger_unchanged(make_intake: Any) -> None:
     intake = make_intake()
     intake.post("/webhook/calendly-noshow", NOSHOW)
     assert len(intake.rows(NOSHOW["email"], "noshow_recovery")) == 3
+
+
+# -- a catalog trigger is a website endpoint like the others: same signature, same production rules
+
+
+def webinar_app(tmp_path: Path, clock: FakeClock, settings: Settings) -> tuple[TestClient, Journal]:
+    catalog = build_catalog(Settings(sequences_file=custom_catalog(tmp_path, PACKAGED + WEBINAR)))
+    journal = Journal(tmp_path / "door.sqlite3")
+    app = create_app(settings, journal=journal, drainer=None, clock=clock, catalog=catalog)
+    return TestClient(app), journal
+
+
+def test_a_catalog_trigger_checks_the_website_signature(tmp_path: Path, clock: FakeClock) -> None:
+    import hashlib
+    import hmac
+
+    client, journal = webinar_app(tmp_path, clock, Settings(webhook_secret="site-secret"))  # type: ignore[arg-type]
+    body = b'{"email": "w@example.com"}'
+    mac = hmac.new(b"site-secret", body, hashlib.sha256).hexdigest()
+
+    unsigned = client.post("/webhook/webinar-signup", content=body, headers=JSON)
+    signed = client.post(
+        "/webhook/webinar-signup",
+        content=body,
+        headers={**JSON, "X-Webhook-Signature": f"sha256={mac}"},
+    )
+
+    assert unsigned.status_code == 401 and signed.status_code == 202
+    assert journal.backlog() == 1
+    journal.close()
+
+
+def test_a_catalog_trigger_follows_the_production_rules(tmp_path: Path, clock: FakeClock) -> None:
+    settings = Settings(
+        mail_backend="resend",
+        resend_api_key="re_live_key",  # type: ignore[arg-type]
+        public_base_url="https://funnel.businessx.com",
+        allow_unsigned_webhooks=True,
+        unsigned_requests_per_hour_per_address=1,
+    )
+    with capture_logs() as logs:
+        client, journal = webinar_app(tmp_path, clock, settings)
+        with client:
+            first = client.post("/webhook/webinar-signup", json={"email": "w@example.com"})
+            again = client.post("/webhook/webinar-signup", json={"email": "w@example.com"})
+
+    assert first.status_code == 202 and again.status_code == 429
+    protection = {
+        e["endpoint"]: e["protection"] for e in logs if e["event"] == "endpoint_protection"
+    }
+    assert protection["/webhook/webinar-signup"] == "unsigned_rate_limited"
+    assert "/webhook/booking" not in protection
+    journal.close()
