@@ -711,3 +711,40 @@ def test_a_catalog_trigger_follows_the_production_rules(tmp_path: Path, clock: F
     assert protection["/webhook/webinar-signup"] == "unsigned_rate_limited"
     assert "/webhook/booking" not in protection
     journal.close()
+
+
+# -- `notion-queue templates check` reads the templates as the worker would send them
+
+
+def test_templates_check_renders_a_template_that_is_only_in_the_store(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clock: FakeClock,
+) -> None:
+    from notion_queue.cli import main
+    from notion_queue.store.sqlite import SqliteStore
+
+    for name in list(os.environ):
+        if name.startswith(("NOTION_", "RESEND_", "QUEUE_", "SQLITE_", "MAIL_", "STATE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEQUENCES_FILE", str(custom_catalog(tmp_path, PACKAGED + WEBINAR)))
+    (tmp_path / "var").mkdir()
+    lines: list[str] = []
+
+    missing = main(["templates", "check"], out=lines.append, clock=clock)
+    assert missing == 1
+    assert [line for line in lines if line.startswith("FAIL")] == [
+        "FAIL webinar_email_1              no such template"
+    ]
+
+    store = SqliteStore(tmp_path / "var" / "queue.sqlite3")
+    store.upsert_template(WEBINAR_TEMPLATE)
+    store.close()
+    lines.clear()
+
+    assert main(["templates", "check"], out=lines.append, clock=clock) == 0
+    assert "ok   webinar_email_1              Your webinar seat, Guest" in lines
+    assert lines[-1] == "23 of 23 templates render with the seeds' payloads."
+    capsys.readouterr()
