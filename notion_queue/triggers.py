@@ -85,6 +85,9 @@ def _names(body: Mapping[str, Any], key: str, place: str) -> tuple[str, ...]:
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{place}: {key} must be a list of sequence names")
+    for name in value:
+        if value.count(name) > 1:
+            raise ConfigError(f"{place}: {key} names {name!r} twice")
     return tuple(value)
 
 

@@ -411,6 +411,10 @@ def test_no_campaign_copy_is_left_in_the_intake_code() -> None:
             "trigger 'webinar-signup': 'start' is not a trigger setting",
         ),
         (
+            '[triggers.webinar-signup]\nstarts = ["lead_nurture", "lead_nurture"]\n',
+            "trigger 'webinar-signup': starts names 'lead_nurture' twice",
+        ),
+        (
             '[triggers.webinar-signup]\nstarts = "lead_nurture"\n',
             "trigger 'webinar-signup': starts must be a list of sequence names",
         ),
