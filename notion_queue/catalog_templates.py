@@ -7,9 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Protocol
 
-from notion_queue.errors import ConfigError
+from notion_queue.errors import ConfigError, RetryableError
+from notion_queue.logs import get_logger
 from notion_queue.models import Template
+from notion_queue.pacing import Backoff
 from notion_queue.sequences import Catalog
+
+log = get_logger(__name__)
 
 
 class TemplatesReader(Protocol):
@@ -51,3 +55,35 @@ def stored_templates_check(
     if not templates_outside(catalog, packaged):
         return None
     return lambda: check_stored_templates(catalog, packaged, store)
+
+
+def check_stored_templates_waiting(
+    catalog: Catalog,
+    packaged: Collection[str],
+    store: TemplatesReader,
+    *,
+    pause: Callable[[float], bool],
+    wait: bool = True,
+) -> None:
+    """The worker's check at start: a store that cannot be read is waited out (`pause(seconds)`
+    answers True when the worker is told to stop); `wait=False` (--once) raises instead."""
+    backoff = Backoff(base=1, cap=60)
+    attempts = 0
+    while True:
+        try:
+            check_stored_templates(catalog, packaged, store)
+            return
+        except RetryableError as exc:
+            if not wait:
+                raise
+            attempts += 1
+            delay = backoff.delay(attempts)
+            log.warning(
+                "store_unreachable",
+                reason=str(exc),
+                attempts=attempts,
+                retry_in=round(delay, 1),
+                action="waiting to read the Templates database before sending",
+            )
+            if pause(delay):
+                return

@@ -110,7 +110,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = _settings_or_exit()
 
-    from notion_queue.catalog_templates import check_stored_templates
+    from notion_queue.catalog_templates import check_stored_templates_waiting
     from notion_queue.templates import load_packaged_templates
     from notion_queue.wiring import build_catalog, build_mailer, build_store, build_worker
     from notion_queue.worker_lock import WorkerLock
@@ -157,7 +157,15 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         if worker.stop_event.is_set():
             return 0
         # The store answers now: a template the catalog names must be packaged or Active there.
-        check_stored_templates(catalog, load_packaged_templates(), store)
+        check_stored_templates_waiting(
+            catalog,
+            load_packaged_templates(),
+            store,
+            pause=worker.stop_event.wait,
+            wait=not args.once,
+        )
+        if worker.stop_event.is_set():
+            return 0
         if settings.metrics_port and not args.once:
             from notion_queue import metrics
 

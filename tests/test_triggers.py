@@ -752,3 +752,48 @@ def test_templates_check_renders_a_template_that_is_only_in_the_store(
     assert "ok   webinar_email_1              Your webinar seat, Guest" in lines
     assert lines[-1] == "23 of 23 templates render with the seeds' payloads."
     capsys.readouterr()
+
+
+class FlakyTemplates:
+    """A store whose Templates cannot be read the first `failures` times (Notion blips)."""
+
+    def __init__(self, failures: int, templates: dict[str, Template]) -> None:
+        self.failures = failures
+        self.templates = templates
+
+    def all_templates(self) -> dict[str, Template]:
+        from notion_queue.errors import RetryableError
+
+        if self.failures:
+            self.failures -= 1
+            raise RetryableError("Notion answered 502")
+        return self.templates
+
+
+def test_the_workers_template_check_waits_out_a_store_blip(tmp_path: Path) -> None:
+    from notion_queue.catalog_templates import check_stored_templates_waiting
+    from notion_queue.templates import load_packaged_templates
+
+    catalog = load_catalog(custom_catalog(tmp_path, PACKAGED + WEBINAR))
+    store = FlakyTemplates(2, {"webinar_email_1": WEBINAR_TEMPLATE})
+    waited: list[float] = []
+
+    with capture_logs() as logs:
+        check_stored_templates_waiting(
+            catalog, load_packaged_templates(), store, pause=lambda s: waited.append(s) or False
+        )
+
+    assert len(waited) == 2 and store.failures == 0
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["store_unreachable"] * 2
+
+
+def test_the_workers_template_check_still_stops_on_a_missing_template(tmp_path: Path) -> None:
+    from notion_queue.catalog_templates import check_stored_templates_waiting
+    from notion_queue.templates import load_packaged_templates
+
+    catalog = load_catalog(custom_catalog(tmp_path, PACKAGED + WEBINAR))
+
+    with pytest.raises(ConfigError, match="unknown template 'webinar_email_1'"):
+        check_stored_templates_waiting(
+            catalog, load_packaged_templates(), FlakyTemplates(1, {}), pause=lambda s: False
+        )
