@@ -302,6 +302,38 @@ def test_a_booking_starts_what_the_booking_trigger_names(make_intake: Any) -> No
     assert contact is not None and contact.meeting_time == MEETING
 
 
+def test_a_reschedule_moves_only_the_meetings_own_sequences(make_intake: Any) -> None:
+    intake = make_intake(
+        edited(
+            '[triggers.booking]\nstarts = ["precall_prep"]',
+            '[triggers.booking]\nstarts = ["precall_prep", "postcall_maybe"]',
+        )
+    )
+    intake.calcom("BOOKING_CREATED", calcom_booking())
+    thanks = intake.rows("guest@example.com", "postcall_maybe")
+    assert [r.scheduled_time for r in thanks] == [
+        T0 + timedelta(hours=1),
+        T0 + timedelta(days=3),
+        T0 + timedelta(days=7),
+    ]
+    later = MEETING + timedelta(days=2)
+
+    intake.clock.advance(hours=1)
+    intake.calcom(
+        "BOOKING_RESCHEDULED",
+        calcom_booking(uid="booking-2", start=later, rescheduleUid="booking-1"),
+    )
+
+    precall = intake.rows("guest@example.com", "precall_prep")
+    assert len(precall) == 3 and {r.expires_at for r in precall} == {later}
+    # an event-anchored sequence the booking started is neither moved nor started again
+    assert intake.rows("guest@example.com", "postcall_maybe") == thanks
+
+    intake.calcom("BOOKING_CANCELLED", calcom_booking(status="CANCELLED", requestReschedule=True))
+    assert {r.status for r in intake.rows("guest@example.com", "precall_prep")} == {Status.PAUSED}
+    assert {r.status for r in intake.rows("guest@example.com", "postcall_maybe")} == {Status.QUEUED}
+
+
 def test_a_cancellation_cancels_what_the_booking_cancelled_trigger_names(
     make_intake: Any,
 ) -> None:
