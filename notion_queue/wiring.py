@@ -57,11 +57,11 @@ def store_connector(store: QueueStore, catalog: Catalog | None = None) -> Callab
     )
     if connect is None or templates is None:
         return connect or templates
+    steps: tuple[Callable[[], None], ...] = (connect, templates)
 
-    def connect_and_check(connect: Callable[[], None] = connect) -> None:
-        connect()
-        assert templates is not None
-        templates()
+    def connect_and_check() -> None:
+        for step in steps:
+            step()
 
     return connect_and_check
 
