@@ -19,7 +19,7 @@ from starlette.routing import Route
 from notion_queue import metrics
 from notion_queue.clock import Clock
 from notion_queue.intake.drainer import Drainer
-from notion_queue.intake.handlers import HANDLERS, Handler
+from notion_queue.intake.handlers import Handler, build_handlers
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
@@ -105,8 +105,10 @@ def create_app(
     catalog: Catalog | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal).
-    `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
+    `catalog` decides the website endpoints (its triggers) and which event fields are taken
+    (default: SEQUENCES_FILE or the packaged)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
+    handlers = build_handlers(catalog)
     limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
@@ -203,7 +205,7 @@ def create_app(
 
     routes = [
         Route(f"/webhook/{kind}", make_endpoint(handler), methods=["POST"])
-        for kind, handler in HANDLERS.items()
+        for kind, handler in handlers.items()
         if handler.route
     ]
     if unsubscribe is not None:
@@ -225,8 +227,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if drainer is not None:
             drainer.start()
-        log.info("server_started", webhooks=sorted(k for k, h in HANDLERS.items() if h.route))
-        for kind, handler in HANDLERS.items():
+        log.info("server_started", webhooks=sorted(k for k, h in handlers.items() if h.route))
+        for kind, handler in handlers.items():
             if handler.route:
                 how = endpoint_protection(settings, handler.signature)
                 log.info(

@@ -286,9 +286,12 @@ def cmd_preview(
     return 0
 
 
-def cmd_templates_check(out: Out, settings: Settings) -> int:
+def cmd_templates_check(store: QueueStore, out: Out, settings: Settings) -> int:
+    """As the worker would send them: an Active row of the store's Templates, else the
+    packaged file (so a sequence whose template is only in Templates is checked too)."""
     catalog = build_catalog(settings)
-    results = check_templates(catalog, load_packaged_templates())
+    stored = {t.template_id: t for t in store.all_templates().values() if t.active}
+    results = check_templates(catalog, {**load_packaged_templates(), **stored})
     problems = [r for r in results if r.problem]
     for result in results:
         mark = "ok  " if result.problem is None else "FAIL"
@@ -347,8 +350,6 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
     try:
         settings = load_settings()
         configure_logging(settings.log_format, "warning", settings.secrets())
-        if args.command == "templates":
-            return cmd_templates_check(out, settings)
         check_arguments(args, settings, clock)
         creates = args.command == "enqueue"
         store_line = describe_store(settings, creates=creates)
@@ -369,6 +370,8 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
             return commands[args.command](store, clock, out, args)
         if args.command == "enqueue":
             return cmd_enqueue(store, clock, out, args, settings)
+        if args.command == "templates":
+            return cmd_templates_check(store, out, settings)
         return cmd_preview(store, clock, out, args, settings)
     except UsageError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
+from notion_queue.catalog_templates import stored_templates_check
 from notion_queue.clock import Clock
 from notion_queue.event_fields import url_field_names
 from notion_queue.link_guard import check_template_links, link_targets
@@ -45,10 +46,25 @@ def build_store(
     )
 
 
-def store_connector(store: QueueStore) -> Callable[[], None] | None:
+def store_connector(store: QueueStore, catalog: Catalog | None = None) -> Callable[[], None] | None:
     """What reaches the store before the drainer applies events: Notion's data sources are
-    looked up when Notion answers, not at start-up. SQLite needs nothing."""
-    return store.connect if isinstance(store, NotionStore) else None
+    looked up when Notion answers, not at start-up; then the catalog's templates that are not
+    packaged must be Active in the store's Templates. None: nothing to do (SQLite, packaged)."""
+    connect = store.connect if isinstance(store, NotionStore) else None
+    templates = (
+        stored_templates_check(catalog, load_packaged_templates(), store)
+        if catalog is not None
+        else None
+    )
+    if connect is None or templates is None:
+        return connect or templates
+    steps: tuple[Callable[[], None], ...] = (connect, templates)
+
+    def connect_and_check() -> None:
+        for step in steps:
+            step()
+
+    return connect_and_check
 
 
 def build_mailer(
@@ -67,8 +83,10 @@ def build_mailer(
 
 
 def build_catalog(settings: Settings) -> Catalog:
+    """The catalog, checked; its templates that are not packaged are checked against the
+    store's Templates once it is reached (store_connector, and the worker's start)."""
     packaged = load_packaged_templates()
-    catalog = load_catalog(settings.sequences_file, known_templates=packaged)
+    catalog = load_catalog(settings.sequences_file)
     check_template_links(
         packaged,
         catalog.template_ids(),
