@@ -43,10 +43,10 @@ def server_main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from notion_queue.app import create_app
     from notion_queue.intake.drainer import Drainer
     from notion_queue.intake.journal import Journal
     from notion_queue.intake.processor import IntakeProcessor
+    from notion_queue.web.app import create_app
     from notion_queue.wiring import (
         build_catalog,
         build_store,

@@ -21,7 +21,6 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from notion_queue import cli
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.handlers import build_handlers
@@ -31,8 +30,9 @@ from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.models import Status, is_valid_email
 from notion_queue.sequences import load_catalog
 from notion_queue.settings import Settings
-from notion_queue.signatures import verify_resend_signature
 from notion_queue.store.base import QueueStore
+from notion_queue.web.app import create_app
+from notion_queue.web.signatures import verify_resend_signature
 from tests.conftest import WorkerFactory, new_row
 
 ROUTED = sorted(kind for kind, handler in build_handlers(load_catalog()).items() if handler.route)

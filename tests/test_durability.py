@@ -15,19 +15,19 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.errors import AccountError, ConfigError, CorruptFile
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.pacing import Backoff
-from notion_queue.readiness import STALL_SECONDS
 from notion_queue.sequences import Catalog
 from notion_queue.settings import Settings
 from notion_queue.store.notion import NotionStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.app import create_app
+from notion_queue.web.readiness import STALL_SECONDS
 from notion_queue.worker import Worker
 from tests.conftest import (
     NOTION_TOKEN,

@@ -16,7 +16,6 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.errors import ConfigError
 from notion_queue.intake.drainer import Drainer
@@ -28,6 +27,7 @@ from notion_queue.samples import ASSESSMENT, NOSHOW, POSTCALL_MAYBE, SIGNUP
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
+from notion_queue.web.app import create_app
 from notion_queue.wiring import build_catalog, store_connector
 from tests.conftest import T0, WorkerFactory, World, make_notion_world
 from tests.test_funnel import CALCOM_SECRET, CALENDLY_KEY, MEETING, Funnel, calcom_booking

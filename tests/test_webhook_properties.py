@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.handlers import build_handlers
@@ -39,6 +38,7 @@ from notion_queue.settings import Settings
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import load_packaged_templates
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.app import create_app
 from tests.conftest import T0
 
 ROUTED = sorted(kind for kind, handler in build_handlers(load_catalog()).items() if handler.route)

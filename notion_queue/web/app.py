@@ -22,23 +22,23 @@ from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.handlers import Handler, build_handlers
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
-from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
-from notion_queue.outbox_viewer import outbox_routes
 from notion_queue.production import endpoint_protection
-from notion_queue.rate_limit import Refusal, UnsignedLimits
-from notion_queue.readiness import readiness
-from notion_queue.rejections import LogRejectedWebhooks
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
-from notion_queue.signatures import (
+from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.json_body import BodyError, content_type_problem, parse_webhook_body
+from notion_queue.web.outbox_viewer import outbox_routes
+from notion_queue.web.rate_limit import Refusal, UnsignedLimits
+from notion_queue.web.readiness import readiness
+from notion_queue.web.rejections import LogRejectedWebhooks
+from notion_queue.web.signatures import (
     verify_calcom_signature,
     verify_calendly_signature,
     verify_resend_signature,
     verify_website_signature,
 )
-from notion_queue.unsubscribe import UnsubscribeTokens
-from notion_queue.unsubscribe_pages import unsubscribe_routes
+from notion_queue.web.unsubscribe_pages import unsubscribe_routes
 from notion_queue.worker_status import read_status
 
 log = get_logger("notion_queue.server")
