@@ -2,16 +2,23 @@
 
 The whole Templates database is read in one request at most once every TEMPLATE_CACHE_SECONDS,
 so marketers' edits apply within minutes without a Notion request per email (or per template).
+A template whose HTML Body is empty is its page body (blocks_email.py), made into template text
+once per refresh. The packaged templates are documents too (html_blocks.py), as seeding writes
+them, so the embedded default sends what Notion would.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import tomllib
+from dataclasses import replace
 from importlib import resources
 
+from notion_queue.blocks_email import with_page_body
 from notion_queue.clock import Clock
-from notion_queue.errors import ConfigError, TemplateNotFound
+from notion_queue.errors import ConfigError, RenderError, TemplateNotFound
+from notion_queue.html_blocks import html_to_blocks
 from notion_queue.logs import get_logger
 from notion_queue.models import Template
 from notion_queue.store.base import TemplateStore
@@ -40,6 +47,19 @@ def load_packaged_templates() -> dict[str, Template]:
     return templates
 
 
+def packaged_documents() -> dict[str, Template]:
+    """The packaged templates as page bodies (HTML and Text Body empty): what seeding writes."""
+    return {
+        template_id: replace(
+            template,
+            html="",
+            text="",
+            blocks=json.dumps(html_to_blocks(template.html), ensure_ascii=False),
+        )
+        for template_id, template in load_packaged_templates().items()
+    }
+
+
 class TemplateSource:
     def __init__(
         self,
@@ -52,8 +72,14 @@ class TemplateSource:
         self._store = store
         self._clock = clock
         self._cache_seconds = cache_seconds
-        self._packaged = load_packaged_templates() if packaged is None else packaged
+        self._packaged = {
+            template_id: with_page_body(template)
+            for template_id, template in (
+                packaged_documents() if packaged is None else packaged
+            ).items()
+        }
         self._stored: dict[str, Template] = {}
+        self._broken: dict[str, str] = {}  # Template ID → why its page body cannot be an email
         self._fetched: float | None = None
         self._warned: set[str] = set()
         self._lock = threading.Lock()  # the worker renders from several threads
@@ -62,13 +88,15 @@ class TemplateSource:
         with self._lock:
             now = self._clock.monotonic()
             if self._fetched is None or now - self._fetched >= self._cache_seconds:
-                self._stored = self._store.all_templates()
+                self._stored, self._broken = _with_page_bodies(self._store.all_templates())
                 self._fetched = now
             return self._stored
 
     def get(self, template_id: str) -> Template:
         stored = self._snapshot().get(template_id)
         if stored is not None and stored.active:
+            if template_id in self._broken:
+                raise RenderError(self._broken[template_id])
             return stored
         fallback = self._packaged.get(template_id)
         if fallback is None:
@@ -84,3 +112,18 @@ class TemplateSource:
                 reason="inactive in Templates database" if stored else "missing from Templates",
             )
         return fallback
+
+
+def _with_page_bodies(
+    templates: dict[str, Template],
+) -> tuple[dict[str, Template], dict[str, str]]:
+    """Each page body made into template text once per refresh, not once per email."""
+    resolved: dict[str, Template] = {}
+    broken: dict[str, str] = {}
+    for template_id, template in templates.items():
+        try:
+            resolved[template_id] = with_page_body(template)
+        except RenderError as exc:
+            resolved[template_id] = template
+            broken[template_id] = f"template {template_id!r}: {exc}"
+    return resolved, broken

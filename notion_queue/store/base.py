@@ -28,7 +28,8 @@ from notion_queue.models import (
     Template,
 )
 
-UpsertResult = Literal["created", "updated", "unchanged"]
+# "kept": a template page a marketer edited since it was seeded, left as it is (seeding)
+UpsertResult = Literal["created", "updated", "unchanged", "kept"]
 
 
 class RowNotFound(LookupError):
@@ -92,7 +93,10 @@ class TemplateStore(Protocol):
         """Every template by Template ID, in one read (a Notion query returns 100 a page)."""
         ...
 
-    def upsert_template(self, template: Template) -> UpsertResult: ...
+    def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
+        """By Template ID. A page body a marketer edited since it was seeded is "kept" unless
+        `force`."""
+        ...
 
 
 class OutcomeLog(Protocol):
