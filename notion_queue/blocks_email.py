@@ -124,19 +124,15 @@ def with_page_body(template: Template) -> Template:
 def unsupported_types(blocks: Iterable[dict[str, Any]]) -> list[str]:
     """Every block type (nested ones too) the renderer cannot show, sorted, once each."""
     found: set[str] = set()
-    for block in _walk(blocks):
+    for block in blocks:
         kind = str(block.get("type", "unknown"))
         if kind not in SUPPORTED:
-            found.add(kind)
-        elif kind == "image" and _image_url(block) is None:
+            found.add(kind)  # its own parts (a table's rows) are not named again
+            continue
+        if kind == "image" and _image_url(block) is None:
             found.add("image (uploaded to Notion: use an external image URL)")
+        found.update(unsupported_types(_children(block)))
     return sorted(found)
-
-
-def _walk(blocks: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-    for block in blocks:
-        yield block
-        yield from _walk(_children(block))
 
 
 def _children(block: dict[str, Any]) -> list[dict[str, Any]]:
@@ -401,8 +397,8 @@ def _text_blocks(blocks: Sequence[dict[str, Any]], depth: int) -> Iterable[str]:
         elif kind == "quote":
             yield "\n" + "\n".join("> " + part for part in line.split("\n")) + "\n"
         else:
-            icon = _callout_icon(block) if kind == "callout" else ""
-            yield f"\n{html.unescape(icon)}{line}\n"
+            emoji = kind == "callout" and button_link(block) is None
+            yield f"\n{html.unescape(_callout_icon(block)) if emoji else ''}{line}\n"
         yield from nested
         if nested and depth == 0:
             yield ""
