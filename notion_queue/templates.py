@@ -2,9 +2,10 @@
 
 The whole Templates database is read in one request at most once every TEMPLATE_CACHE_SECONDS,
 so marketers' edits apply within minutes without a Notion request per email (or per template).
-A template whose HTML Body is empty is its page body (blocks_email.py), made into template text
-once per refresh. The packaged templates are documents too (html_blocks.py), as seeding writes
-them, so the embedded default sends what Notion would.
+A template whose HTML Body is empty is its page body (blocks_email.py), asked of the store only
+when that template is used (Notion reads it again only after its page changed) and made into
+template text once per refresh. The packaged templates are documents too (html_blocks.py), as
+seeding writes them, so the embedded default sends what Notion would.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class TemplateSource:
             ).items()
         }
         self._stored: dict[str, Template] = {}
-        self._broken: dict[str, str] = {}  # Template ID → why its page body cannot be an email
+        # Per refresh: a used template with its page body made into template text, or why not.
+        self._resolved: dict[str, Template | RenderError] = {}
         self._fetched: float | None = None
         self._warned: set[str] = set()
         self._lock = threading.Lock()  # the worker renders from several threads
@@ -88,16 +90,31 @@ class TemplateSource:
         with self._lock:
             now = self._clock.monotonic()
             if self._fetched is None or now - self._fetched >= self._cache_seconds:
-                self._stored, self._broken = _with_page_bodies(self._store.all_templates())
+                self._stored = self._store.all_templates()
+                self._resolved = {}
                 self._fetched = now
             return self._stored
+
+    def _with_page_body(self, stored: Template) -> Template:
+        with self._lock:
+            resolved = self._resolved.get(stored.template_id)
+            if resolved is None:
+                try:
+                    blocks = stored.blocks
+                    if not stored.html.strip() and not blocks:
+                        blocks = self._store.page_body(stored.template_id)
+                    resolved = with_page_body(replace(stored, blocks=blocks))
+                except RenderError as exc:
+                    resolved = RenderError(f"template {stored.template_id!r}: {exc}")
+                self._resolved[stored.template_id] = resolved
+        if isinstance(resolved, RenderError):
+            raise resolved
+        return resolved
 
     def get(self, template_id: str) -> Template:
         stored = self._snapshot().get(template_id)
         if stored is not None and stored.active:
-            if template_id in self._broken:
-                raise RenderError(self._broken[template_id])
-            return stored
+            return self._with_page_body(stored)
         fallback = self._packaged.get(template_id)
         if fallback is None:
             raise TemplateNotFound(
@@ -112,18 +129,3 @@ class TemplateSource:
                 reason="inactive in Templates database" if stored else "missing from Templates",
             )
         return fallback
-
-
-def _with_page_bodies(
-    templates: dict[str, Template],
-) -> tuple[dict[str, Template], dict[str, str]]:
-    """Each page body made into template text once per refresh, not once per email."""
-    resolved: dict[str, Template] = {}
-    broken: dict[str, str] = {}
-    for template_id, template in templates.items():
-        try:
-            resolved[template_id] = with_page_body(template)
-        except RenderError as exc:
-            resolved[template_id] = template
-            broken[template_id] = f"template {template_id!r}: {exc}"
-    return resolved, broken

@@ -173,23 +173,39 @@ def test_steady_state_sending_reads_no_page_body_and_costs_what_an_html_template
     assert costs["page"] == costs["html"]
 
 
+def test_only_the_page_bodies_of_templates_in_use_are_read(
+    clock: FakeClock, outbox: OutboxMailer, make_worker: WorkerFactory
+) -> None:
+    world = make_notion_world(clock)
+    add_page_template(world, [block("paragraph", text("Hi"))])
+    add_page_template(world, [block("paragraph", text("Unused"))], template_id="other")
+
+    send(world, make_worker, outbox)
+
+    assert world.fake.count("list_children") == 1
+
+
 def test_a_page_body_is_read_again_only_after_its_page_changed(clock: FakeClock) -> None:
+    """The Templates query answers each page's last_edited_time: the body is read again only
+    when it moved."""
     world = make_notion_world(clock)
     page_id = add_page_template(world, WELCOME)
     clock.advance(minutes=2)
 
-    world.store.all_templates()
-    world.store.all_templates()
+    for _ in range(2):
+        world.store.all_templates()
+        world.store.page_body("welcome")
     reads_before_edit = world.fake.count("list_children")
     [first, *_] = world.fake.blocks(page_id)
     world.fake.edit_block(first["id"], {"rich_text": [{"text": {"content": "New title"}}]})
     clock.advance(minutes=2)
-    template = world.store.all_templates()["welcome"]
+    world.store.all_templates()
+    body = world.store.page_body("welcome")
 
     # One read for the page and one for the nested list item, then nothing until the edit.
     assert reads_before_edit == 2
     assert world.fake.count("list_children") == 4
-    assert "New title" in template.blocks
+    assert "New title" in body
 
 
 def test_an_html_body_that_is_set_still_wins(

@@ -93,6 +93,11 @@ class TemplateStore(Protocol):
         """Every template by Template ID, in one read (a Notion query returns 100 a page)."""
         ...
 
+    def page_body(self, template_id: str) -> str:
+        """The page body (JSON blocks) of a template all_templates answered without one: Notion
+        reads a page only when it changed since it was last read. "" when there is none."""
+        ...
+
     def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
         """By Template ID. A page body a marketer edited since it was seeded is "kept" unless
         `force`."""

@@ -67,6 +67,7 @@ class NotionStore:
         self._contacts: dict[str, Contact] = {}
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
         self._bodies = PageBodies(gateway)
+        self._template_pages: dict[str, dict[str, Any]] = {}  # Template ID → its last read page
 
     @property
     def clock(self) -> Clock:
@@ -327,11 +328,11 @@ class NotionStore:
     # templates
 
     def all_templates(self) -> dict[str, Template]:
-        """One query for the whole Templates database (the worker's cache refresh), plus the
-        page body of a template whose HTML Body is empty, read only when its page changed since
-        the last read (store/notion_pages.py). Where a Template ID is on two rows, the older row
-        wins, as in upsert_template."""
+        """One query for the whole Templates database (the worker's cache refresh). A page body
+        is not read here but by page_body, for a template that is used. Where a Template ID is
+        on two rows, the older row wins, as in upsert_template."""
         templates: dict[str, Template] = {}
+        pages: dict[str, dict[str, Any]] = {}
         for page in self._query(
             self.templates_ds,
             "query_templates",
@@ -340,10 +341,16 @@ class NotionStore:
             template = s.page_to_template(page)
             if not template.template_id or template.template_id in templates:
                 continue
-            if not template.html.strip():
-                template = replace(template, blocks=self._bodies.body(page))
             templates[template.template_id] = template
+            pages[template.template_id] = page
+        self._template_pages = pages
         return templates
+
+    def page_body(self, template_id: str) -> str:
+        """Read only when the page's last_edited_time (from the last all_templates) changed
+        since it was last read (store/notion_pages.py)."""
+        page = self._template_pages.get(template_id)
+        return self._bodies.body(page) if page is not None else ""
 
     def _template_page(self, template_id: str) -> dict[str, Any] | None:
         for page in self._query(

@@ -354,6 +354,10 @@ class SqliteStore:
             for r in self._query("SELECT * FROM templates ORDER BY rowid")
         }
 
+    def page_body(self, template_id: str) -> str:
+        stored = self._stored_template(template_id)
+        return stored.blocks if stored else ""
+
     def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
         """No one edits a SQLite template by hand: `force` changes nothing here."""
         existing = self._stored_template(template.template_id)
