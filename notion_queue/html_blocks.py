@@ -68,12 +68,14 @@ class _Blocks(HTMLParser):
             annotations["bold"] = True
         if self._grey:
             annotations["color"] = "gray"
-        item: dict[str, Any] = {"type": "text", "text": {"content": text}}
-        if self._href:
-            item["text"]["link"] = {"url": self._href}
-        if annotations:
-            item["annotations"] = annotations
-        self._items.append(item)
+        # Notion holds at most 2 000 characters (UTF-16 units) in one rich-text item.
+        for start in range(0, len(text), 1000):
+            item: dict[str, Any] = {"type": "text", "text": {"content": text[start : start + 1000]}}
+            if self._href:
+                item["text"]["link"] = {"url": self._href}
+            if annotations:
+                item["annotations"] = annotations
+            self._items.append(item)
 
 
 def _plain(text: str) -> dict[str, Any]:
