@@ -133,3 +133,32 @@ def test_every_packaged_template_converts_to_supported_blocks() -> None:
         blocks = html_to_blocks(template.html)
         assert blocks, template_id
         assert {b["type"] for b in blocks} <= {"paragraph", "bulleted_list_item"}, template_id
+
+
+def test_the_seed_script_on_the_embedded_default_says_what_it_did(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTION_", "RESEND_"))}
+    env.update(SQLITE_PATH=str(tmp_path / "q.sqlite3"), STATE_DIR=str(tmp_path / "state"))
+    seed = Path(__file__).resolve().parent.parent / "scripts" / "seed_templates.py"
+    script = [sys.executable, str(seed), "--quiet"]
+
+    first = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
+    again = subprocess.run(
+        [*script, "--force"], env=env, capture_output=True, text=True, check=False
+    )
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().endswith(
+        f"{TOTAL} created, 0 updated, 0 unchanged, 0 kept (edited in Notion; --force overwrites them)"
+    )
+    assert f"0 created, 0 updated, {TOTAL} unchanged" in again.stdout
+    store = SqliteStore(tmp_path / "q.sqlite3")
+    blocks = store.page_body("lead_nurture_email_1")
+    store.close()
+    assert (
+        json.loads(blocks)[0]["paragraph"]["rich_text"][0]["text"]["content"]
+        == "Hi {{ first_name }},"
+    )
