@@ -313,3 +313,18 @@ def test_a_condition_written_as_its_own_paragraphs_spans_the_blocks_between(
     assert ">For Sarah&#39;s Salon</h2>" in part(message, "html")
     assert part(message, "plain") == "For Sarah's Salon\n\nBye\n"
     assert "{%" not in part(message, "html")
+
+
+def test_an_edit_in_the_same_minute_as_the_read_is_not_missed(clock: FakeClock) -> None:
+    """Notion cuts last_edited_time to the minute: a body read in the minute of its last edit
+    is read once more at the next refresh, so an edit later in that minute still arrives."""
+    world = make_notion_world(clock)
+    page_id = add_page_template(world, [block("paragraph", text("Draft"))])
+    world.store.all_templates()
+    world.store.page_body("welcome")
+    [paragraph] = world.fake.blocks(page_id)
+    clock.advance(seconds=20)  # same minute: the page's last_edited_time does not move
+    world.fake.edit_block(paragraph["id"], {"rich_text": [{"text": {"content": "Final"}}]})
+
+    world.store.all_templates()
+    assert "Final" in world.store.page_body("welcome")
