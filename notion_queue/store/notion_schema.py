@@ -129,6 +129,7 @@ TEMPLATES_SCHEMA: dict[str, Any] = {
     "HTML Body": {"rich_text": {}},
     "Text Body": {"rich_text": {}},
     "Active": {"checkbox": {}},
+    "Seeded Hash": {"rich_text": {}},  # what seed_templates.py wrote (html_blocks.body_hash)
 }
 
 CONTACTS_SCHEMA: dict[str, Any] = {
@@ -310,16 +311,17 @@ def update_properties(update: RowUpdate) -> dict[str, Any]:
     return checked(props)
 
 
-def template_properties(template: Template) -> dict[str, Any]:
-    return checked(
-        {
-            "Template ID": title(template.template_id),
-            "Subject": text(template.subject),
-            "HTML Body": text(template.html),
-            "Text Body": text(template.text),
-            "Active": {"checkbox": template.active},
-        }
-    )
+def template_properties(template: Template, seeded_hash: str | None = None) -> dict[str, Any]:
+    props = {
+        "Template ID": title(template.template_id),
+        "Subject": text(template.subject),
+        "HTML Body": text(template.html),
+        "Text Body": text(template.text),
+        "Active": {"checkbox": template.active},
+    }
+    if seeded_hash is not None:
+        props["Seeded Hash"] = text(seeded_hash)
+    return checked(props)
 
 
 # Reading values
