@@ -224,6 +224,17 @@ class NotionStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return self._query_rows(sorts=[{"timestamp": "created_time", "direction": "ascending"}])
 
+    def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
+        """The report's read: sent rows only (Sent At on or after `since`), 100 a request."""
+        condition: dict[str, Any] = {"property": s.STATUS, "select": {"equals": Status.SENT.value}}
+        if since is not None:
+            condition = {
+                "and": [condition, {"property": s.SENT_AT, "date": {"on_or_after": s.iso(since)}}]
+            }
+        return self._query_rows(
+            filter=condition, sorts=[{"property": s.SENT_AT, "direction": "ascending"}]
+        )
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
