@@ -25,6 +25,7 @@ from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.preview_page import server_preview_routes
 from notion_queue.production import endpoint_protection
 from notion_queue.rate_limit import Refusal, UnsignedLimits
 from notion_queue.readiness import readiness
@@ -37,6 +38,7 @@ from notion_queue.signatures import (
     verify_resend_signature,
     verify_website_signature,
 )
+from notion_queue.store.base import TemplateStore
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.unsubscribe_pages import unsubscribe_routes
 from notion_queue.worker_status import read_status
@@ -103,6 +105,7 @@ def create_app(
     clock: Clock,
     unsubscribe: UnsubscribeTokens | None = None,
     catalog: Catalog | None = None,
+    templates: TemplateStore | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal).
     `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
@@ -210,6 +213,7 @@ def create_app(
         routes += unsubscribe_routes(unsubscribe, journal, drainer, clock)
     if settings.mail_backend == "outbox":
         routes += outbox_routes(settings.outbox_dir)
+    routes += server_preview_routes(settings, templates, unsubscribe, catalog, clock)
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.JOURNAL_BACKLOG.set(journal.backlog())
