@@ -19,6 +19,7 @@ from notion_queue.store.notion import NotionStore
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.test_sends import attach_test_sends
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
 from notion_queue.worker import Worker, WorkerConfig, batch_size_for
 
@@ -100,7 +101,7 @@ def build_worker(
     catalog: Catalog | None = None,
 ) -> Worker:
     catalog = catalog or build_catalog(settings)
-    return Worker(
+    worker = Worker(
         store,
         mailer,
         TemplateSource(store, clock, cache_seconds=settings.template_cache_seconds),
@@ -118,3 +119,5 @@ def build_worker(
         ),
         unsubscribe=build_unsubscribe(settings),
     )
+    worker.test_sends = attach_test_sends(worker, store, catalog)
+    return worker

@@ -28,6 +28,7 @@ from notion_queue.store import notion_schema as s
 from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway, unshared
 from notion_queue.store.notion_lease import NotionLease
+from notion_queue.store.notion_template_desk import NotionTemplateDesk
 
 PAGE_SIZE = 100
 # A start-up look-up fails fast: its caller (the drainer, the worker's start) waits with its own
@@ -63,6 +64,7 @@ class NotionStore:
         self._resolving = threading.Lock()
         self._contacts: dict[str, Contact] = {}
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
+        self.template_desk = NotionTemplateDesk(gateway, lambda: self.templates_ds)
 
     @property
     def clock(self) -> Clock:

@@ -123,12 +123,22 @@ def email_queue_schema(
     return schema
 
 
+# Templates: preview and test send (issue 13 §2; test_sends.py and store/notion_template_desk.py)
+PREVIEW = "Preview"  # url: the signed GET /preview/<template id> link, kept filled by the worker
+SEND_TEST_TO = "Send Test To"  # email: a marketer types an address; the worker sends, clears it
+LAST_TEST = "Last Test"  # date: when the worker answered the last test request
+TEST_RESULT = "Test Result"  # rich_text: "sent to … (id …)" or why not
+
 TEMPLATES_SCHEMA: dict[str, Any] = {
     "Template ID": {"title": {}},
     "Subject": {"rich_text": {}},
     "HTML Body": {"rich_text": {}},
     "Text Body": {"rich_text": {}},
     "Active": {"checkbox": {}},
+    PREVIEW: {"url": {}},
+    SEND_TEST_TO: {"email": {}},
+    LAST_TEST: {"date": {}},
+    TEST_RESULT: {"rich_text": {}},
 }
 
 CONTACTS_SCHEMA: dict[str, Any] = {
