@@ -10,7 +10,8 @@ A test send goes through the worker's mailer (so its pacing), and nothing else: 
 row, no contact, no analytics row, no metrics; Resend's later events for it match no row and
 change nothing. An address that is unsubscribed or suppressed is refused, as for any email.
 
-Cost: one filtered Templates query a poll (`Send Test To` set, or `Preview` missing/outdated);
+Cost: one filtered Templates query a poll, at most one each 30 s (`Send Test To` set, or
+`Preview` missing or outdated);
 each answer is one page update; a test send re-reads the templates (one query per 100) so it
 sends what the marketer just wrote, not the worker's cached copy.
 """
@@ -38,6 +39,9 @@ from notion_queue.templates import TemplateSource
 log = get_logger(__name__)
 SUBJECT_PREFIX = "[TEST] "
 RATE_LIMIT_WAITS = 5
+# At most one Templates query this often: at the default 60 s poll that is every poll, and a
+# worker polling faster (or waking for a row about to fall due) does not multiply the cost.
+CHECK_EVERY_SECONDS = 30.0
 
 
 @dataclass
@@ -52,10 +56,16 @@ class TestSends:
     catalog: Catalog
     clock: Clock
     previews: PreviewTokens
+    every: float = CHECK_EVERY_SECONDS
+    _checked: float | None = None
 
     def run_once(self) -> int:
         """Answer every request found in one query; the number of test emails sent. Never
         raises: a store or mailer that fails now leaves the request for the next poll."""
+        now = self.clock.monotonic()
+        if self._checked is not None and now - self._checked < self.every:
+            return 0
+        self._checked = now
         base = self.composer.public_base_url.rstrip("/")
         sent = 0
         try:

@@ -104,13 +104,14 @@ def test_a_test_send_asked_in_notion_goes_out_within_one_poll_and_is_answered_on
 
 
 def test_the_poll_fills_each_preview_link_once_then_costs_one_query(
-    notion_world: NotionWorld, worker: Worker, tokens: UnsubscribeTokens
+    notion_world: NotionWorld, worker: Worker, tokens: UnsubscribeTokens, clock: FakeClock
 ) -> None:
     seed(notion_world, WELCOME, Template("lead_nurture_email_2", "S", "<p>x</p>"))
     stats = notion_world.store.gateway.stats
 
     worker.run_once()
     first = dict(stats.calls)
+    clock.advance(60)  # the next poll
     worker.run_once()
     second = {k: v - first.get(k, 0) for k, v in stats.calls.items() if v != first.get(k, 0)}
 
@@ -120,6 +121,9 @@ def test_the_poll_fills_each_preview_link_once_then_costs_one_query(
     )
     assert first["answer_template_request"] == 2
     assert second == {"query_template_requests": 1, "query": 1}  # + the due-rows query
+    clock.advance(5)  # a wake-up for a row due soon: no second Templates query
+    worker.run_once()
+    assert stats.calls["query_template_requests"] == 2
 
 
 def test_a_suppressed_address_is_refused_and_the_row_says_so(
@@ -151,7 +155,7 @@ def test_a_template_that_cannot_render_says_why_in_test_result(
 
 
 def test_a_mailer_outage_leaves_the_request_for_the_next_poll(
-    notion_world: NotionWorld, worker: Worker, mailer: Recording
+    notion_world: NotionWorld, worker: Worker, mailer: Recording, clock: FakeClock
 ) -> None:
     seed(notion_world, WELCOME)
     page_id = ask_for_test(notion_world, "lead_nurture_email_1", MARKETER)
@@ -159,6 +163,7 @@ def test_a_mailer_outage_leaves_the_request_for_the_next_poll(
 
     worker.run_once()
     assert notion_world.fake.page(page_id)["properties"][s.SEND_TEST_TO]["email"] == MARKETER
+    clock.advance(60)
     worker.run_once()
 
     assert [e.to for e in mailer.sent] == [MARKETER]
