@@ -33,9 +33,7 @@ def test_a_preview_link_shows_the_email_as_a_recipient_sees_it(tmp_path: Path) -
 
             answer = page.goto(f"{link}&first_name=Nadia")
             assert answer is not None and answer.status == 200
-            assert page.inner_text("#subject") == (
-                "Nadia, your free BusinessX assessment is ready"
-            )
+            assert page.inner_text("#subject") == ("Nadia, your free BusinessX assessment is ready")
             frame = page.frame_locator("iframe#html")
             assert "Hi Nadia," in frame.locator("body").inner_text()
             assert page.get_attribute("iframe#html", "sandbox") == ""
