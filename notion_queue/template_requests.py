@@ -1,5 +1,6 @@
-"""What a Templates row may ask the worker for (a test send, a Preview link), and the store
-role that finds and answers such rows (Notion: store/notion_template_desk.py)."""
+"""What a Templates row may ask the worker for (a test send, a Preview link), the store role
+that finds and answers such rows (Notion: store/notion_template_desk.py), and the shape of the
+worker's jobs on the Templates database (test_sends.py, template_counts.py)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,9 @@ class TemplateDesk(Protocol):
         tested_at: datetime | None = None,
         result: str | None = None,
     ) -> None: ...
+
+
+class TemplateJob(Protocol):
+    def run_once(self) -> int:
+        """Do what is due now (each job paces itself); never raises."""
+        ...

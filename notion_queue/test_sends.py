@@ -32,7 +32,8 @@ from notion_queue.preview_page import PreviewTokens
 from notion_queue.sequences import Catalog
 from notion_queue.store.base import TemplateStore
 from notion_queue.suppression import SuppressionList
-from notion_queue.template_requests import TemplateDesk, TemplateRequest
+from notion_queue.template_counts import TemplateCounts
+from notion_queue.template_requests import TemplateDesk, TemplateJob, TemplateRequest
 from notion_queue.template_samples import compose_sample, sample_row
 from notion_queue.templates import TemplateSource
 
@@ -130,13 +131,14 @@ class TestSends:
         return f"sent to {address} (id {result.message_id})"
 
 
-def attach_test_sends(worker: Any, store: TemplateStore, catalog: Catalog) -> TestSends | None:
-    """The worker's test sends, when its store has a Templates database a marketer edits
-    (Notion); None on the embedded default (`notion-queue preview` renders a template there)."""
+def template_jobs(worker: Any, store: TemplateStore, catalog: Catalog) -> tuple[TemplateJob, ...]:
+    """The worker's jobs on the Templates database a marketer edits (Notion): test sends and
+    Preview links, and the per-template counts. None on the embedded default, which has no such
+    database (`notion-queue preview` and `notion-queue report` serve it)."""
     desk = getattr(store, "template_desk", None)
     if desk is None or worker.composer.unsubscribe is None:
-        return None
-    return TestSends(
+        return ()
+    test_sends = TestSends(
         desk=desk,
         mailer=worker.mailer,
         composer=worker.composer,
@@ -146,3 +148,4 @@ def attach_test_sends(worker: Any, store: TemplateStore, catalog: Catalog) -> Te
         clock=worker.clock,
         previews=PreviewTokens(worker.composer.unsubscribe),
     )
+    return (test_sends, TemplateCounts(rows=store, desk=desk, clock=worker.clock))  # type: ignore[arg-type]

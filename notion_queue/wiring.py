@@ -19,7 +19,7 @@ from notion_queue.store.notion import NotionStore
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
-from notion_queue.test_sends import attach_test_sends
+from notion_queue.test_sends import template_jobs
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
 from notion_queue.worker import Worker, WorkerConfig, batch_size_for
 
@@ -119,5 +119,5 @@ def build_worker(
         ),
         unsubscribe=build_unsubscribe(settings),
     )
-    worker.test_sends = attach_test_sends(worker, store, catalog)
+    worker.template_jobs = template_jobs(worker, store, catalog)
     return worker

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
+from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.mail.outbox import OutboxMailer
-from notion_queue.models import ContactData, Delivery, RowUpdate, Status
+from notion_queue.models import ContactData, Delivery, RowUpdate, Status, Template
 from notion_queue.report import build_report, report_html, run_report
+from notion_queue.sequences import Catalog
+from notion_queue.store import notion_schema as s
 from notion_queue.store.base import QueueStore
 from notion_queue.store.sqlite import SqliteStore
+from notion_queue.template_counts import TemplateCounts
 from notion_queue.unsubscribe import UnsubscribeTokens
 from tests.conftest import T0, NotionWorld, WorkerFactory, World, new_row
 from tests.test_cli import Cli, cli  # noqa: F401  (the fixture)
@@ -171,3 +176,50 @@ def test_report_on_notion_reads_only_sent_rows_shows_progress_and_says_its_cost(
     assert "  read 100 sent rows…" in lines
     # two pages of 100 sent rows, one Contacts query
     assert lines[-1] == "Read 150 sent rows in 3 Notion requests."
+
+
+def test_templates_database_shows_the_same_counts_written_at_most_every_ten_minutes(
+    notion_world: NotionWorld,
+    tmp_path: Path,
+    catalog: Catalog,
+    clock: FakeClock,
+    tokens: UnsubscribeTokens,
+    outbox: OutboxMailer,
+    make_worker: WorkerFactory,
+) -> None:
+    store = notion_world.store
+    for template_id in ("lead_nurture_email_1", "lead_nurture_email_2", "lead_nurture_email_3"):
+        store.upsert_template(
+            Template(template_id, "S {{ first_name }}", "<p>{{ first_name }}</p>")
+        )
+    journal = Journal(tmp_path / "intake.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
+    scripted_run(store, (journal, drainer), clock, tokens, outbox, make_worker)
+    worker = make_worker(store, outbox)
+    counts = TemplateCounts(rows=store, desk=store.template_desk, clock=clock)
+    stats = store.gateway.stats
+
+    before = stats.total
+    assert counts.run_once() == 2  # email 3 was never sent: its zeros are already right
+    cost = stats.total - before
+
+    pages = notion_world.fake.pages(notion_world.data_source_ids["Templates"])
+    shown = {
+        s.read_text(p["properties"]["Template ID"]): [
+            int(s.read_number(p["properties"][name]) or 0) for name in s.COUNT_PROPERTIES.values()
+        ]
+        for p in pages
+    }
+    assert shown == {
+        "lead_nurture_email_1": [4, 3, 2, 1, 1, 0, 1],
+        "lead_nurture_email_2": [2, 1, 0, 0, 1, 0, 0],
+        "lead_nurture_email_3": [0, 0, 0, 0, 0, 0, 0],
+    }
+    # one page of sent rows, the Unsubscribed contacts, the Templates; two rows written
+    assert cost == 5
+    before = stats.total
+    clock.advance(minutes=9)
+    assert counts.run_once() == 0 and stats.total == before  # not due: no request
+    clock.advance(minutes=1)
+    assert counts.run_once() == 0 and stats.total == before + 3  # due, unchanged: reads only
+    assert worker.template_jobs == ()  # make_worker attaches none; wiring does (Notion)

@@ -17,7 +17,7 @@ from notion_queue.models import ContactData, Template
 from notion_queue.preview_page import PreviewTokens
 from notion_queue.sequences import Catalog
 from notion_queue.store import notion_schema as s
-from notion_queue.test_sends import attach_test_sends
+from notion_queue.test_sends import template_jobs
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker import Worker
 from tests.conftest import T0, NotionWorld, WorkerFactory
@@ -51,7 +51,7 @@ def worker(
     notion_world: NotionWorld, make_worker: WorkerFactory, mailer: Recording, catalog: Catalog
 ) -> Worker:
     worker = make_worker(notion_world.store, mailer)
-    worker.test_sends = attach_test_sends(worker, notion_world.store, catalog)
+    worker.template_jobs = template_jobs(worker, notion_world.store, catalog)
     return worker
 
 

@@ -1,6 +1,7 @@
 """The Templates rows that ask the worker for something: a test send (`Send Test To` is set) or
 a Preview link (missing, or not on PUBLIC_BASE_URL). One filtered query a poll finds them all;
-answering one is one page update (it clears the request in the same write)."""
+answering one is one page update (it clears the request in the same write). And the counts of
+how each template performs (Sent, Delivered, …), which the worker keeps current."""
 
 from __future__ import annotations
 
@@ -64,3 +65,34 @@ class NotionTemplateDesk:
             props[s.TEST_RESULT] = s.error_text(result or "")
         if props:
             self.gateway.update_page(page_id, props, call="answer_template_request")
+
+    def template_counts(self) -> dict[str, tuple[str, dict[str, int]]]:
+        """Template ID → (page id, the counts the row shows), in one query per 100 rows."""
+        found: dict[str, tuple[str, dict[str, int]]] = {}
+        cursor: str | None = None
+        while True:
+            body: dict[str, Any] = {"page_size": 100}
+            if cursor:
+                body["start_cursor"] = cursor
+            response = self.gateway.query_data_source(
+                self._templates_ds(), call="query_template_counts", **body
+            )
+            for page in response.get("results", []):
+                p = page.get("properties", {})
+                template_id = s.read_text(p.get("Template ID")).strip()
+                counts = {
+                    key: int(s.read_number(p.get(name)) or 0)
+                    for key, name in s.COUNT_PROPERTIES.items()
+                }
+                if template_id:
+                    found.setdefault(template_id, (page["id"], counts))
+            cursor = response.get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                return found
+
+    def write_counts(self, page_id: str, counts: dict[str, int], at: datetime) -> None:
+        props: dict[str, Any] = {
+            name: {"number": counts[key]} for key, name in s.COUNT_PROPERTIES.items()
+        }
+        props[s.COUNTS_UPDATED] = s.date(at)
+        self.gateway.update_page(page_id, props, call="write_template_counts")
