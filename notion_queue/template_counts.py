@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from notion_queue.clock import Clock
-from notion_queue.errors import NotionQueueError
+from notion_queue.errors import NotionQueueError, PermanentError
 from notion_queue.logs import get_logger
 from notion_queue.report import COUNTS, SentRowSource, Tally, build_report
 
@@ -61,6 +61,14 @@ class TemplateCounts:
                 if counts != shown:
                     self.desk.write_counts(page_id, counts, self.clock.now())
                     written += 1
+        except PermanentError as exc:  # the Templates database lacks the properties
+            self.every = float("inf")
+            log.error(
+                "template_counts_off",
+                reason=str(exc),
+                action="re-run scripts/setup_notion.py to add the count properties",
+            )
+            return 0
         except NotionQueueError as exc:
             log.warning("template_counts_deferred", reason=str(exc))
             return 0

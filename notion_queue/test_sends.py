@@ -86,6 +86,13 @@ class TestSends:
                     result=result,
                 )
                 sent += result.startswith("sent to ")
+        except PermanentError as exc:  # the Templates database lacks the properties
+            self.every = float("inf")
+            log.error(
+                "test_sends_off",
+                reason=str(exc),
+                action="re-run scripts/setup_notion.py to add Preview and Send Test To",
+            )
         except (NotionQueueError, OSError) as exc:
             log.warning("test_sends_deferred", reason=str(exc))
         return sent

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from notion_queue.clock import FakeClock
 from notion_queue.errors import RetryableError
@@ -168,3 +169,23 @@ def test_a_mailer_outage_leaves_the_request_for_the_next_poll(
 
     assert [e.to for e in mailer.sent] == [MARKETER]
     assert notion_world.fake.page(page_id)["properties"][s.SEND_TEST_TO]["email"] is None
+
+
+def test_a_templates_database_set_up_before_test_sends_turns_them_off_saying_what_to_do(
+    notion_world: NotionWorld, worker: Worker, mailer: Recording, clock: FakeClock
+) -> None:
+    seed(notion_world, WELCOME)
+    notion_world.store.gateway.update_data_source(
+        notion_world.data_source_ids["Templates"], {s.SEND_TEST_TO: None, s.PREVIEW: None}
+    )
+    stats = notion_world.store.gateway.stats
+
+    with capture_logs() as logs:
+        summary = worker.run_once()
+        clock.advance(60)
+        worker.run_once()
+
+    assert summary.handled == 0 and mailer.sent == []
+    assert stats.calls.get("query_template_requests") == 1  # asked once, then left off
+    [off] = [e for e in logs if e["event"] == "test_sends_off"]
+    assert "setup_notion.py" in off["action"]
