@@ -20,6 +20,7 @@ from notion_queue.store.notion import NotionStore
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.test_sends import template_jobs
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
 from notion_queue.worker import Worker, WorkerConfig, batch_size_for
 
@@ -118,7 +119,7 @@ def build_worker(
     catalog: Catalog | None = None,
 ) -> Worker:
     catalog = catalog or build_catalog(settings)
-    return Worker(
+    worker = Worker(
         store,
         mailer,
         TemplateSource(store, clock, cache_seconds=settings.template_cache_seconds),
@@ -136,3 +137,5 @@ def build_worker(
         ),
         unsubscribe=build_unsubscribe(settings),
     )
+    worker.template_jobs = template_jobs(worker, store, catalog)
+    return worker

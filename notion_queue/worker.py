@@ -38,6 +38,7 @@ from notion_queue.pacing import Backoff
 from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotFound, RowQueue
 from notion_queue.suppression import SuppressionList
+from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
@@ -132,6 +133,8 @@ class Worker:
             unsubscribe=unsubscribe,
         )
         self._not_before: dict[str, datetime] = {}
+        # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
+        self.template_jobs: tuple[TemplateJob, ...] = ()
 
     # the cycle
 
@@ -143,6 +146,8 @@ class Worker:
         row is sent with is seconds old: a marketer's pause or edit wins without a re-read of
         every row (re-reads would cost a Notion request per email)."""
         summary = CycleSummary()
+        for job in self.template_jobs:
+            job.run_once()  # paced by themselves (a Templates query at most each 30 s); never raise
         now = self.clock.now()
         horizon = now + timedelta(seconds=self.config.poll_interval)
         handled: set[str] = set()

@@ -31,6 +31,7 @@ from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway, unshared
 from notion_queue.store.notion_lease import NotionLease
 from notion_queue.store.notion_pages import PageBodies
+from notion_queue.store.notion_template_desk import NotionTemplateDesk
 
 PAGE_SIZE = 100
 # A start-up look-up fails fast: its caller (the drainer, the worker's start) waits with its own
@@ -68,6 +69,7 @@ class NotionStore:
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
         self._bodies = PageBodies(gateway)
         self._template_pages: dict[str, dict[str, Any]] = {}  # Template ID → its last read page
+        self.template_desk = NotionTemplateDesk(gateway, lambda: self.templates_ds)
 
     @property
     def clock(self) -> Clock:
@@ -228,6 +230,17 @@ class NotionStore:
 
     def all_rows(self) -> Iterator[QueueRow]:
         return self._query_rows(sorts=[{"timestamp": "created_time", "direction": "ascending"}])
+
+    def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
+        """The report's read: sent rows only (Sent At on or after `since`), 100 a request."""
+        condition: dict[str, Any] = {"property": s.STATUS, "select": {"equals": Status.SENT.value}}
+        if since is not None:
+            condition = {
+                "and": [condition, {"property": s.SENT_AT, "date": {"on_or_after": s.iso(since)}}]
+            }
+        return self._query_rows(
+            filter=condition, sorts=[{"property": s.SENT_AT, "direction": "ascending"}]
+        )
 
     # contacts
 

@@ -248,6 +248,15 @@ class SqliteStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY rowid")])
 
+    def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
+        """The report's read: sent rows only (Sent At on or after `since`), in Sent At order."""
+        found = self._query(
+            "SELECT * FROM email_queue WHERE status = ? AND sent_at IS NOT NULL AND sent_at >= ?"
+            " ORDER BY sent_at, rowid",
+            (Status.SENT.value, _ts(since) or ""),
+        )
+        return iter([_row(r) for r in found])
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:

@@ -26,9 +26,11 @@ from notion_queue.logs import get_logger
 from notion_queue.production import endpoint_protection
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
+from notion_queue.store.base import TemplateStore
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.web.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.web.outbox_viewer import outbox_routes
+from notion_queue.web.preview_page import server_preview_routes
 from notion_queue.web.rate_limit import Refusal, UnsignedLimits
 from notion_queue.web.readiness import readiness
 from notion_queue.web.rejections import LogRejectedWebhooks
@@ -103,6 +105,7 @@ def create_app(
     clock: Clock,
     unsubscribe: UnsubscribeTokens | None = None,
     catalog: Catalog | None = None,
+    templates: TemplateStore | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal).
     `catalog` decides the website endpoints (its triggers) and which event fields are taken
@@ -212,6 +215,7 @@ def create_app(
         routes += unsubscribe_routes(unsubscribe, journal, drainer, clock)
     if settings.mail_backend == "outbox":
         routes += outbox_routes(settings.outbox_dir)
+    routes += server_preview_routes(settings, templates, unsubscribe, catalog, clock)
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.JOURNAL_BACKLOG.set(journal.backlog())
