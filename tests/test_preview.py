@@ -7,7 +7,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from notion_queue.app import create_app
 from starlette.testclient import TestClient
 
 from notion_queue.clock import FakeClock
@@ -17,6 +16,7 @@ from notion_queue.sequences import Catalog
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.app import create_app
 from notion_queue.web.preview_page import PreviewTokens
 
 BASE = "https://funnel.businessx.com"

@@ -330,7 +330,7 @@ def test_a_reschedule_moves_only_the_meetings_own_sequences(make_intake: Any) ->
     assert intake.rows("guest@example.com", "postcall_maybe") == thanks
 
     intake.calcom("BOOKING_CANCELLED", calcom_booking(status="CANCELLED", requestReschedule=True))
-    assert {r.status for r in intake.rows("guest@example.com", "precall_prep")} == {Status.PAUSED}
+    assert {r.status for r in intake.rows("guest@example.com", "precall_prep")} == {Status.WAITING}
     assert {r.status for r in intake.rows("guest@example.com", "postcall_maybe")} == {Status.QUEUED}
 
 
