@@ -26,6 +26,7 @@ from notion_queue.json_body import BodyError, content_type_problem, parse_webhoo
 from notion_queue.logs import get_logger
 from notion_queue.outbox_viewer import outbox_routes
 from notion_queue.production import endpoint_protection
+from notion_queue.queue_page import QueuePageStore, queue_page_routes
 from notion_queue.rate_limit import Refusal, UnsignedLimits
 from notion_queue.readiness import readiness
 from notion_queue.rejections import LogRejectedWebhooks
@@ -103,9 +104,11 @@ def create_app(
     clock: Clock,
     unsubscribe: UnsubscribeTokens | None = None,
     catalog: Catalog | None = None,
+    store: QueuePageStore | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal).
-    `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
+    `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged).
+    `store` serves the queue page (/queue, when ADMIN_TOKEN is set)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
     limits = UnsignedLimits(settings, clock)
 
@@ -210,6 +213,7 @@ def create_app(
         routes += unsubscribe_routes(unsubscribe, journal, drainer, clock)
     if settings.mail_backend == "outbox":
         routes += outbox_routes(settings.outbox_dir)
+    routes += queue_page_routes(settings, store, clock, catalog=catalog, unsubscribe=unsubscribe)
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.JOURNAL_BACKLOG.set(journal.backlog())
