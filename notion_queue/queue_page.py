@@ -379,6 +379,12 @@ def _when(row: QueueRow) -> str:
 
 def _safe_back(value: str) -> str:
     """Where to go after an action: a page of the queue, never another site."""
-    if value.startswith("/queue") and "//" not in value and "\\" not in value:
+    if (
+        value.startswith("/queue")
+        and value.isprintable()
+        and "//" not in value
+        and "\\" not in value
+        and len(value) <= 500
+    ):
         return value
     return "/queue"
