@@ -97,13 +97,14 @@ class Filters:
     page: int = 1
 
     def query(self, page: int | None = None) -> str:
+        number = page or self.page
         values = {
             "status": self.status.value if self.status else "",
             "sequence": self.sequence or "",
             "email": self.email or "",
-            "page": str(page or self.page),
+            "page": str(number) if number > 1 else "",
         }
-        return urlencode({k: v for k, v in values.items() if v and v != "1"})
+        return urlencode({k: v for k, v in values.items() if v})
 
 
 class BadFilter(ValueError):

@@ -20,7 +20,7 @@ from notion_queue.intake.journal import Journal
 from notion_queue.models import RowUpdate, Status
 from notion_queue.production import production_problems
 from notion_queue.queue_auth import COOKIE
-from notion_queue.queue_page import PAGE_SIZE
+from notion_queue.queue_page import PAGE_SIZE, Filters
 from notion_queue.sequences import Catalog
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
@@ -269,6 +269,7 @@ def test_a_long_queue_is_shown_a_page_at_a_time(store: QueueStore, signed_in: Te
     assert first.count("@example.com</td>") == PAGE_SIZE and "Next →" in first
     assert second.count("@example.com</td>") == 3 and "Next →" not in second
     assert 'href="/queue?status=queued"' in second  # ← Previous keeps the filter
+    assert Filters(sequence="1", page=2).query(1) == "sequence=1"
 
 
 # ------------------------------------------------------------------ one row
