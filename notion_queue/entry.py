@@ -79,6 +79,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         unsubscribe=build_unsubscribe(settings),
         catalog=catalog,
         templates=store,
+        store=store,
     )
     log.info("listening", url=f"http://{settings.host}:{settings.port}")
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler

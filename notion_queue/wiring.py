@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 import httpx
 
+from notion_queue.batch_journal import FileBatchJournal
 from notion_queue.catalog_templates import stored_templates_check
 from notion_queue.clock import Clock
 from notion_queue.event_fields import url_field_names
 from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
+from notion_queue.mail.batch import MAX_BATCH
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.sequences import Catalog, load_catalog
@@ -111,6 +113,17 @@ def _send_rate(settings: Settings) -> float | None:
     return min(limits) if limits else None
 
 
+def build_batch_journal(settings: Settings) -> FileBatchJournal | None:
+    """Resend's batch API (100 emails a request) where it is safe: SQLite, which one worker on
+    one host serves, keeps a started batch in STATE_DIR until its rows are marked, so a killed
+    worker's batch is sent again as it was, never regrouped. Notion stays one at a time: its
+    ~3 requests/s for marking rows is the ceiling anyway, and a batch would widen the window
+    between sending and marking to half a minute. The outbox has no rate limit to save."""
+    if settings.mail_backend == "resend" and settings.queue_backend == "sqlite":
+        return FileBatchJournal(settings.state_dir / "batches")
+    return None
+
+
 def build_worker(
     settings: Settings,
     clock: Clock,
@@ -119,6 +132,7 @@ def build_worker(
     catalog: Catalog | None = None,
 ) -> Worker:
     catalog = catalog or build_catalog(settings)
+    batches = build_batch_journal(settings)
     worker = Worker(
         store,
         mailer,
@@ -133,9 +147,10 @@ def build_worker(
             campaign_variables=catalog.variables,
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
-            batch_size=batch_size_for(_send_rate(settings)),
+            batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
         ),
         unsubscribe=build_unsubscribe(settings),
+        batches=batches,
     )
     worker.template_jobs = template_jobs(worker, store, catalog)
     return worker

@@ -31,6 +31,7 @@ from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.web.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.web.outbox_viewer import outbox_routes
 from notion_queue.web.preview_page import server_preview_routes
+from notion_queue.web.queue_page import QueuePageStore, queue_page_routes
 from notion_queue.web.rate_limit import Refusal, UnsignedLimits
 from notion_queue.web.readiness import readiness
 from notion_queue.web.rejections import LogRejectedWebhooks
@@ -106,10 +107,12 @@ def create_app(
     unsubscribe: UnsubscribeTokens | None = None,
     catalog: Catalog | None = None,
     templates: TemplateStore | None = None,
+    store: QueuePageStore | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal).
     `catalog` decides the website endpoints (its triggers) and which event fields are taken
-    (default: SEQUENCES_FILE or the packaged)."""
+    (default: SEQUENCES_FILE or the packaged). `templates` serves the preview page, `store` the
+    queue page (/queue, when ADMIN_TOKEN is set)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
     handlers = build_handlers(catalog)
     limits = UnsignedLimits(settings, clock)
@@ -216,6 +219,7 @@ def create_app(
     if settings.mail_backend == "outbox":
         routes += outbox_routes(settings.outbox_dir)
     routes += server_preview_routes(settings, templates, unsubscribe, catalog, clock)
+    routes += queue_page_routes(settings, store, clock, catalog=catalog, unsubscribe=unsubscribe)
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.JOURNAL_BACKLOG.set(journal.backlog())
