@@ -149,10 +149,12 @@ class Worker:
         pool = ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
         try:
             more = True
+            last: QueueRow | None = None  # keyset: each query starts behind the last batch
             while more and not self.stop_event.is_set():
-                batch, more = self._next_batch(horizon, now, handled, summary)
+                batch, more = self._next_batch(horizon, now, handled, summary, last)
                 if not batch:
                     break
+                last = batch[-1]
                 fetched_at = self.clock.monotonic()
                 handled.update(row.id for row in batch)
                 if pool is None:
@@ -185,14 +187,23 @@ class Worker:
         return summary
 
     def _next_batch(
-        self, horizon: datetime, now: datetime, handled: set[str], summary: CycleSummary
+        self,
+        horizon: datetime,
+        now: datetime,
+        handled: set[str],
+        summary: CycleSummary,
+        resume_after: QueueRow | None,
     ) -> tuple[list[QueueRow], bool]:
         """Up to `batch_size` due rows not yet handled in this cycle, from one fresh query, and
         whether more may be due after them. The query asks for one row more than the batch and
         covers the coming interval too, so a short page or a row not yet due says "nothing more
-        now" (no extra query to find out) and tells the worker when to wake next."""
+        now" (no extra query to find out) and tells the worker when to wake next. The query
+        starts behind `resume_after` (the last batch's last row), so no batch reads the rows
+        handled before it again, however many of them are still queued (retries)."""
         batch: list[QueueRow] = []
-        for row in self.store.due_rows(horizon, page_size=self.config.batch_size + 1):
+        for row in self.store.due_rows(
+            horizon, page_size=self.config.batch_size + 1, after=resume_after
+        ):
             if row.id in handled:
                 continue
             if row.scheduled_time is not None and row.scheduled_time > now:

@@ -42,10 +42,14 @@ class RowQueue(Protocol):
         """Create one row. Not idempotent by itself: callers look at the address's rows first."""
         ...
 
-    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
+    def due_rows(
+        self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
         """Rows with Status queued and Scheduled Time on or before `until`, earliest first (ties
         in the order they were queued), fetched `page_size` at a time, each page fresh when it
-        is reached."""
+        is reached. `after` resumes behind a row read before (keyset paging: rows the caller
+        handled are not read again; a store that cannot order ties exactly may repeat the rows
+        that share its Scheduled Time, never skip one)."""
         ...
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:

@@ -157,14 +157,21 @@ class NotionStore:
             return self.get_row(page["committed_resource_id"])
         return s.page_to_row(page)
 
-    def due_rows(self, until: datetime, *, page_size: int = PAGE_SIZE) -> Iterator[QueueRow]:
+    def due_rows(
+        self, until: datetime, *, page_size: int = PAGE_SIZE, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
+        """`after` resumes at its Scheduled Time: the rows tied with it come again (the caller
+        skips the ones it handled), the ones before it are not read."""
+        conditions: list[dict[str, Any]] = [
+            {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
+            {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
+        ]
+        if after is not None and after.scheduled_time is not None:
+            conditions.append(
+                {"property": s.SCHEDULED_TIME, "date": {"on_or_after": s.iso(after.scheduled_time)}}
+            )
         return self._query_rows(
-            filter={
-                "and": [
-                    {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
-                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
-                ]
-            },
+            filter={"and": conditions},
             # Oldest first within a second, so ties go out in the order they were queued.
             sorts=[
                 {"property": s.SCHEDULED_TIME, "direction": "ascending"},

@@ -170,24 +170,30 @@ class SqliteStore:
         )
         return self.get_row(row_id)
 
-    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
+    def due_rows(
+        self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
         """`page_size` rows a query, each page read when it is reached: keyset paging on
         (scheduled_time, rowid), so ties go out in the order they were queued, as on Notion."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
-        after: tuple[str, int] = ("", 0)
+        cursor: tuple[str, int] = ("", 0)
+        if after is not None:
+            found_after = self._query("SELECT rowid FROM email_queue WHERE id = ?", (after.id,))
+            if found_after and after.scheduled_time is not None:
+                cursor = (_ts(after.scheduled_time) or "", int(found_after[0][0]))
         while True:
             found = self._query(
                 "SELECT rowid AS seq, * FROM email_queue WHERE status = ?"
                 " AND scheduled_time IS NOT NULL AND scheduled_time <= ?"
                 " AND (scheduled_time, rowid) > (?, ?)"
                 " ORDER BY scheduled_time, rowid LIMIT ?",
-                (Status.QUEUED.value, _ts(until), *after, page_size),
+                (Status.QUEUED.value, _ts(until), *cursor, page_size),
             )
             yield from (_row(r) for r in found)
             if len(found) < page_size:
                 return
-            after = (found[-1]["scheduled_time"], found[-1]["seq"])
+            cursor = (found[-1]["scheduled_time"], found[-1]["seq"])
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         found = self._query("SELECT * FROM email_queue WHERE resend_email_id = ?", (message_id,))
