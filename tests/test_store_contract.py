@@ -321,3 +321,14 @@ def test_notion_without_an_analytics_database_records_outcomes_nowhere(
     world.store.record_outcome(row, "sent", T0, message_id="re_1")
 
     assert world.fake.count() == 0
+
+
+def test_due_rows_after_a_row_resume_behind_it(store: QueueStore) -> None:
+    rows = [
+        store.add_row(new_row(email=f"lead{i}@example.com", scheduled_time=T0 - timedelta(hours=i)))
+        for i in range(5, 0, -1)
+    ]  # earliest first
+
+    resumed = [row.id for row in store.due_rows(T0, page_size=2, after=rows[1])]
+
+    assert resumed == [row.id for row in rows[2:]]

@@ -160,8 +160,9 @@ class NotionStore:
     def due_rows(
         self, until: datetime, *, page_size: int = PAGE_SIZE, after: QueueRow | None = None
     ) -> Iterator[QueueRow]:
-        """`after` resumes at its Scheduled Time: the rows tied with it come again (the caller
-        skips the ones it handled), the ones before it are not read."""
+        """`after` resumes at its Scheduled Time (Notion has no keyset on a page id): the rows
+        before it are not read, the ones tied with it and queued before it are read but dropped
+        (or given, if `after` is no longer queued and so cannot say where it stood)."""
         conditions: list[dict[str, Any]] = [
             {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
             {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
@@ -170,7 +171,7 @@ class NotionStore:
             conditions.append(
                 {"property": s.SCHEDULED_TIME, "date": {"on_or_after": s.iso(after.scheduled_time)}}
             )
-        return self._query_rows(
+        rows = self._query_rows(
             filter={"and": conditions},
             # Oldest first within a second, so ties go out in the order they were queued.
             sorts=[
@@ -179,6 +180,7 @@ class NotionStore:
             ],
             page_size=page_size,
         )
+        return rows if after is None else _behind(rows, after)
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         for row in self._query_rows(
@@ -397,3 +399,21 @@ def _contact_properties(data: ContactData, known: Contact | None) -> dict[str, A
         if name:
             props["Name"] = s.title(name)
     return s.checked(props)
+
+
+def _behind(rows: Iterator[QueueRow], after: QueueRow) -> Iterator[QueueRow]:
+    """The rows after `after`, from rows sorted by Scheduled Time that start at its time."""
+    tied: list[QueueRow] = []
+    passed = False
+    for row in rows:
+        if not passed and row.scheduled_time == after.scheduled_time:
+            if row.id == after.id:
+                passed, tied = True, []
+            else:
+                tied.append(row)
+            continue
+        if not passed:
+            yield from tied  # `after` was not among them: it left the queue; skip nothing
+            passed, tied = True, []
+        yield row
+    yield from tied
