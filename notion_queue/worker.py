@@ -41,6 +41,7 @@ from notion_queue.suppression import SuppressionList
 from notion_queue.templates import TemplateSource
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.wakeup import WakeListener
 from notion_queue.worker_status import StatusFile
 
 log = get_logger("notion_queue.worker")
@@ -112,7 +113,9 @@ class Worker:
         unsubscribe: UnsubscribeTokens | None = None,
         backoff: Backoff | None = None,
         status_file: Path | None = None,
+        wake: WakeListener | None = None,
     ) -> None:
+        """`wake`: the FIFO the server pokes when it queues a row due before the next poll."""
         self.store = store
         self.mailer = mailer
         self.templates = templates
@@ -132,6 +135,7 @@ class Worker:
             unsubscribe=unsubscribe,
         )
         self._not_before: dict[str, datetime] = {}
+        self.wake = wake
 
     # the cycle
 
@@ -237,8 +241,16 @@ class Worker:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
                 # A hair after the row falls due, so the wake-up query finds it due.
                 wait_for = min(wait_for, max(0.0, until_due) + WAKE_MARGIN_SECONDS)
-            self.stop_event.wait(wait_for)
+            self._pause(wait_for, wakeable=not summary.account_error)
         log.info("worker_stopped")
+
+    def _pause(self, seconds: float, *, wakeable: bool) -> None:
+        """Until the next poll, or sooner when the server wakes us (or stop()); a paused
+        account waits its probe out whatever is queued meanwhile."""
+        if self.wake is None or not wakeable:
+            self.stop_event.wait(seconds)
+        elif self.wake.wait(seconds) and not self.stop_event.is_set():
+            log.debug("worker_woken")
 
     def write_status(self, summary: CycleSummary) -> None:
         """What the server's /readyz shows of the worker: whether sending is paused, and why."""
@@ -246,6 +258,8 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.wake is not None:
+            self.wake.poke()
 
     # one row
 
