@@ -14,7 +14,7 @@ import errno
 import os
 import select
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -122,6 +122,12 @@ class WakingStore:
     def add_row(self, row: NewRow) -> QueueRow:
         added = self.store.add_row(row)
         if self.waker.due_before_next_poll(row):
+            self.waker.wake()
+        return added
+
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        added = self.store.add_rows(rows)
+        if any(self.waker.due_before_next_poll(row) for row in rows):
             self.waker.wake()
         return added
 

@@ -3,6 +3,7 @@ the figures come from `make bench`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,8 +14,12 @@ import pytest
 from notion_queue import render as render_module
 from notion_queue.clock import FakeClock
 from notion_queue.errors import RetryableError
+from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.journal import Journal
+from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.models import QueueRow, Template
 from notion_queue.render import render
+from notion_queue.sequences import Catalog
 from notion_queue.store.sqlite import SqliteStore
 from tests.conftest import T0, WorkerFactory, new_row
 
@@ -91,4 +96,68 @@ def test_keyset_paging_never_rereads_a_handled_row(
     # Each row is read once; a batch's query may read one row more (the one that says more are due).
     batches = -(-len(rows) // 7)
     assert len(store.read) <= len(rows) + batches
+    store.close()
+
+
+def test_concurrent_webhooks_share_one_journal_commit(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "intake.sqlite3")
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    results: list[tuple[str, bool]] = []
+    arrivals = 10
+
+    def post(i: int) -> None:
+        results.append(journal.append("christmas-signup", f"k{i % 8}", {"i": i}, T0))
+
+    with journal._lock:  # a commit (its fsync) is under way: the webhooks meanwhile queue up
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(arrivals)]
+        for thread in threads:
+            thread.start()
+        for _ in range(10_000):  # until every one is queued behind the commit (a guard)
+            if len(journal._queued) == arrivals:
+                break
+            threading.Event().wait(0.001)
+    for thread in threads:
+        thread.join()
+
+    assert sum(1 for s in statements if s.strip().upper() == "COMMIT") == 1
+    assert sorted(new for _, new in results) == [False] * 2 + [True] * 8  # k0, k1 came twice
+    assert len({event_id for event_id, _ in results}) == 8
+    journal.close()
+    reopened = Journal(tmp_path / "intake.sqlite3")  # on disk, once each
+    assert reopened.backlog() == 8
+    reopened.close()
+
+
+def test_a_drained_batch_is_marked_done_in_one_commit(
+    tmp_path: Path, intake: tuple[Journal, Drainer]
+) -> None:
+    journal, drainer = intake
+    for i in range(5):
+        journal.append("christmas-signup", f"k{i}", {"email": f"lead{i}@example.com"}, T0)
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+
+    assert drainer.drain_once() == 5
+
+    assert sum(1 for s in statements if s.strip().upper() == "COMMIT") == 1
+    assert journal.backlog() == 0
+
+
+def test_a_signup_writes_its_rows_in_one_queue_commit(
+    tmp_path: Path, clock: FakeClock, catalog: Catalog
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    journal = Journal(tmp_path / "intake.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
+    journal.append("christmas-signup", "k1", {"email": "sarah@example.com"}, T0)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+
+    assert drainer.drain_once() == 1
+
+    assert len(list(store.all_rows())) == 5
+    # one for the contact, one for the five lead_nurture rows (was one per row: six)
+    assert sum(1 for s in statements if s.strip().upper() == "COMMIT") == 2
+    journal.close()
     store.close()

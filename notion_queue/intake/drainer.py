@@ -63,9 +63,18 @@ class Drainer:
         return not self.store_problem
 
     def drain_once(self) -> int:
-        """Apply every pending event that is due; answers how many were finished."""
+        """Apply every pending event that is due; answers how many were finished. The batch's
+        events are marked done together, in one commit, at its end: one killed before that is
+        applied again after a restart, which intake's dedupe keys make harmless."""
         if not self._connected():
             return 0
+        done: list[str] = []
+        try:
+            return self._drain(done)
+        finally:
+            self.journal.mark_all_done(done)
+
+    def _drain(self, done: list[str]) -> int:
         finished = 0
         entries = self.journal.pending(self.clock.now())
         if not entries and self.journal.backlog() == 0:
@@ -101,7 +110,7 @@ class Drainer:
                 )
                 log.exception("event_error", event_id=entry.id, kind=entry.kind, delay=delay)
                 continue
-            self.journal.mark_done(entry.id)
+            done.append(entry.id)
             self.store_problem = ""
             self.last_error = ""
             self.progress_at = self.clock.monotonic()

@@ -14,7 +14,7 @@ test suite (tests/test_store_contract.py) runs every role against both, so they 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -40,6 +40,11 @@ class RowQueue(Protocol):
 
     def add_row(self, row: NewRow) -> QueueRow:
         """Create one row. Not idempotent by itself: callers look at the address's rows first."""
+        ...
+
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        """Create the rows of one event, in order: SQLite in one transaction (one fsync),
+        Notion one create per row (its API creates one page a request)."""
         ...
 
     def due_rows(

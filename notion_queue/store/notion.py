@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -157,12 +157,15 @@ class NotionStore:
             return self.get_row(page["committed_resource_id"])
         return s.page_to_row(page)
 
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        return [self.add_row(row) for row in rows]  # Notion creates one page a request
+
     def due_rows(
         self, until: datetime, *, page_size: int = PAGE_SIZE, after: QueueRow | None = None
     ) -> Iterator[QueueRow]:
         """`after` resumes at its Scheduled Time (Notion has no keyset on a page id): the rows
-        before it are not read, the ones tied with it and queued before it are read but dropped
-        (or given, if `after` is no longer queued and so cannot say where it stood)."""
+        before it are not read; `after` itself is left out, the still queued rows tied with it
+        come again (the worker skips those it handled; a row sent left the queue)."""
         conditions: list[dict[str, Any]] = [
             {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
             {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
@@ -180,7 +183,9 @@ class NotionStore:
             ],
             page_size=page_size,
         )
-        return rows if after is None else _behind(rows, after)
+        if after is None:
+            return rows
+        return (row for row in rows if row.id != after.id)
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         for row in self._query_rows(
@@ -399,21 +404,3 @@ def _contact_properties(data: ContactData, known: Contact | None) -> dict[str, A
         if name:
             props["Name"] = s.title(name)
     return s.checked(props)
-
-
-def _behind(rows: Iterator[QueueRow], after: QueueRow) -> Iterator[QueueRow]:
-    """The rows after `after`, from rows sorted by Scheduled Time that start at its time."""
-    tied: list[QueueRow] = []
-    passed = False
-    for row in rows:
-        if not passed and row.scheduled_time == after.scheduled_time:
-            if row.id == after.id:
-                passed, tied = True, []
-            else:
-                tied.append(row)
-            continue
-        if not passed:
-            yield from tied  # `after` was not among them: it left the queue; skip nothing
-            passed, tied = True, []
-        yield row
-    yield from tied

@@ -9,7 +9,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,31 +144,20 @@ class SqliteStore:
     # rows
 
     def add_row(self, row: NewRow) -> QueueRow:
-        row_id = str(uuid.uuid4())
-        self._write(
-            "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
-            " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
-            " expires_at, contact_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row_id,
-                row.name,
-                row.email,
-                row.first_name,
-                row.sequence,
-                row.email_number,
-                row.template_id,
-                _ts(row.scheduled_time),
-                row.status.value,
-                _ts(row.sent_at),
-                row.error_message,
-                row.variables_json(),
-                row.dedupe_key,
-                _ts(row.expires_at),
-                row.contact_id,
-            ),
-        )
-        return self.get_row(row_id)
+        return self.add_rows([row])[0]
+
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        ids = [str(uuid.uuid4()) for _ in rows]
+        with self._lock:
+            try:
+                for row_id, row in zip(ids, rows, strict=True):
+                    self._db.execute(_INSERT_ROW, _row_values(row_id, row))
+                self._db.commit()
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.rollback()
+                raise
+            return [self.get_row(row_id) for row_id in ids]
 
     def due_rows(
         self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
@@ -374,6 +363,34 @@ class SqliteStore:
             ),
         )
         return "created" if existing is None else "updated"
+
+
+_INSERT_ROW = (
+    "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
+    " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
+    " expires_at, contact_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row_values(row_id: str, row: NewRow) -> tuple[Any, ...]:
+    return (
+        row_id,
+        row.name,
+        row.email,
+        row.first_name,
+        row.sequence,
+        row.email_number,
+        row.template_id,
+        _ts(row.scheduled_time),
+        row.status.value,
+        _ts(row.sent_at),
+        row.error_message,
+        row.variables_json(),
+        row.dedupe_key,
+        _ts(row.expires_at),
+        row.contact_id,
+    )
 
 
 def _template(r: sqlite3.Row) -> Template:
