@@ -19,6 +19,7 @@ from notion_queue.intake.journal import Journal, JournalEntry
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.logs import get_logger
 from notion_queue.pacing import Backoff
+from notion_queue.retention import KEEP_HISTORY, PRUNE_EVERY_SECONDS, Every
 from notion_queue.sqlite_faults import describe, is_corrupt
 
 log = get_logger(__name__)
@@ -54,6 +55,7 @@ class Drainer:
         self._connect = connect
         self._connect_attempts = 0
         self._connect_not_before = 0.0
+        self._prune = Every(clock, PRUNE_EVERY_SECONDS)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,9 +72,14 @@ class Drainer:
             return 0
         done: list[str] = []
         try:
-            return self._drain(done)
+            finished = self._drain(done)
         finally:
             self.journal.mark_all_done(done)
+        if self._prune.due():
+            pruned = self.journal.prune(self.clock.now() - KEEP_HISTORY)
+            if pruned:
+                log.info("journal_pruned", events=pruned, older_than_hours=48)
+        return finished
 
     def _drain(self, done: list[str]) -> int:
         finished = 0

@@ -217,6 +217,17 @@ class Journal:
             )
             self._db.commit()
 
+    def prune(self, before: datetime) -> int:
+        """Forget finished events (done or rejected) received before `before`; answers how
+        many. A pending event is never pruned."""
+        with self._lock, self._noting(write=True):
+            cursor = self._db.execute(
+                "DELETE FROM events WHERE status IN (?, ?) AND received_at < ?",
+                (EventState.DONE.value, EventState.REJECTED.value, before.isoformat()),
+            )
+            self._db.commit()
+        return cursor.rowcount
+
     def mark_rejected(self, event_id: str, reason: str) -> None:
         """An event that can never be applied (a bug, or a catalog that changed under it)."""
         with self._lock, self._noting(write=True):

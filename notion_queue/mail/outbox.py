@@ -8,8 +8,8 @@ answers that message's id instead of writing another. Two threads sending one ke
 one file and both answer its id.
 
 Outboxes written before this scheme kept each key in `.idempotency/<sha256 of key>` beside
-timestamp-named files; such a key still counts as sent (answered from its key file), and those
-files stay where they are.
+timestamp-named files; such a key still counts as sent (answered from its key file) for 48 hours
+(retention.KEEP_HISTORY), after which the key file is pruned; the messages stay where they are.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from notion_queue.clock import Clock
 from notion_queue.mail.base import OutgoingEmail, SendResult
 from notion_queue.private_files import private_dir
 from notion_queue.render import one_line
+from notion_queue.retention import KEEP_HISTORY, PRUNE_EVERY_SECONDS, Every
 
 LEGACY_KEYS = ".idempotency"  # where earlier versions recorded the keys they had sent
 
@@ -39,8 +40,11 @@ class OutboxMailer:
         self.folder = Path(folder)
         private_dir(self.folder)
         self.clock = clock
+        self._prune = Every(clock, PRUNE_EVERY_SECONDS)
 
     def send(self, email: OutgoingEmail) -> SendResult:
+        if self._prune.due():
+            self.prune_legacy_keys()
         digest = hashlib.sha256(email.idempotency_key.encode()).hexdigest()
         path = self.folder / f"{digest}.eml"
         sent = _sent_id(path) or self._legacy_sent_id(digest)
@@ -53,6 +57,19 @@ class OutboxMailer:
             # Another thread got there first; its message is complete once it has the name.
             return SendResult(_sent_id(path) or outbox_id, replayed=True)
         return SendResult(outbox_id)
+
+    def prune_legacy_keys(self) -> int:
+        """Forget legacy key records older than KEEP_HISTORY (48 h, past Resend's 24 h key
+        window); answers how many went."""
+        before = (self.clock.now() - KEEP_HISTORY).timestamp()
+        folder = self.folder / LEGACY_KEYS
+        pruned = 0
+        for path in folder.iterdir() if folder.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime < before:
+                    path.unlink()
+                    pruned += 1
+        return pruned
 
     def _legacy_sent_id(self, digest: str) -> str | None:
         key_file = self.folder / LEGACY_KEYS / digest

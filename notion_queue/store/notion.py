@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from notion_queue.errors import (
 )
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
+from notion_queue.retention import CONTACTS_CACHE_LIMIT
 from notion_queue.store import notion_schema as s
 from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway, unshared
@@ -61,7 +63,9 @@ class NotionStore:
             self._databases["analytics"] = (analytics_db_id, "NOTION_ANALYTICS_DB_ID")
         self._data_sources: dict[str, str] = {}
         self._resolving = threading.Lock()
-        self._contacts: dict[str, Contact] = {}
+        # What this process knows of contacts, the least recently used dropped past the limit.
+        self._contacts: OrderedDict[str, Contact] = OrderedDict()
+        self.contacts_cache_limit = CONTACTS_CACHE_LIMIT
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
 
     @property
@@ -246,6 +250,7 @@ class NotionStore:
         Unsubscribed boxes afresh at least once a minute while it sends.)"""
         email = email.strip().lower()
         if email in self._contacts:
+            self._contacts.move_to_end(email)
             return self._contacts[email]
         for page in self._query(
             self.contacts_ds,
@@ -255,9 +260,15 @@ class NotionStore:
             page_size=1,
         ):
             contact = s.page_to_contact(page)
-            self._contacts[email] = contact
+            self._remember(email, contact)
             return contact
         return None
+
+    def _remember(self, email: str, contact: Contact) -> None:
+        self._contacts[email] = contact
+        self._contacts.move_to_end(email)
+        while len(self._contacts) > self.contacts_cache_limit:
+            self._contacts.popitem(last=False)
 
     def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         email = data.email.strip().lower()
@@ -283,7 +294,7 @@ class NotionStore:
         else:
             page = self.gateway.update_page(known.id, props, call="update_contact")
         contact = s.page_to_contact(page)
-        self._contacts[email] = contact
+        self._remember(email, contact)
         return contact, "created" if known is None else "updated"
 
     def unsubscribed_emails(self) -> set[str]:
