@@ -157,6 +157,12 @@ class WakingStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return self.store.all_rows()
 
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        return self.store.rows_with_status(statuses)
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        return self.store.status_counts()
+
     def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         return self.store.upsert_contact(data)
 

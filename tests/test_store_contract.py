@@ -354,3 +354,26 @@ def test_add_rows_creates_an_events_rows_in_order(store: QueueStore) -> None:
     assert [row.template_id for row in made] == ["t1", "t2", "t3"]
     assert [row.id for row in store.rows_for_email("ann@example.com")] == [row.id for row in made]
     assert store.add_rows([]) == []
+
+
+def test_rows_with_status_are_those_rows_oldest_first(store: QueueStore) -> None:
+    queued = store.add_row(new_row(email="a@example.com"))
+    store.add_row(new_row(email="b@example.com", status=Status.SENT, sent_at=T0))
+    failed = store.add_row(new_row(email="c@example.com", status=Status.FAILED))
+
+    found = store.rows_with_status([Status.QUEUED, Status.FAILED])
+
+    assert [row.id for row in found] == [queued.id, failed.id]
+    assert list(store.rows_with_status([Status.PAUSED])) == []
+
+
+def test_status_counts_count_every_row_or_none_at_all(store: QueueStore) -> None:
+    store.add_row(new_row(email="a@example.com"))
+    store.add_row(new_row(email="b@example.com", status=Status.SENT, sent_at=T0))
+
+    counts = store.status_counts()
+
+    if isinstance(store, SqliteStore):
+        assert counts == {("lead_nurture", "queued"): 1, ("lead_nurture", "sent"): 1}
+    else:
+        assert counts is None  # Notion has no count: it would read every row

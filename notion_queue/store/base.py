@@ -76,7 +76,17 @@ class RowQueue(Protocol):
     ) -> list[QueueRow]: ...
 
     def all_rows(self) -> Iterator[QueueRow]:
-        """Every row, oldest first: for ops commands (status, retry-failed), not the hot path."""
+        """Every row, oldest first: for ops commands (retry-failed), not the hot path."""
+        ...
+
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        """The rows with one of these statuses, oldest first: one query (Notion: a page per 100
+        rows found), whatever the rest of the history holds."""
+        ...
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        """Rows by (sequence, status), when the store counts them without reading every row
+        (SQLite: one query); None when it cannot (Notion has no count)."""
         ...
 
 

@@ -242,6 +242,19 @@ class NotionStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return self._query_rows(sorts=[{"timestamp": "created_time", "direction": "ascending"}])
 
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        if not statuses:
+            return iter(())
+        return self._query_rows(
+            filter={
+                "or": [{"property": s.STATUS, "select": {"equals": st.value}} for st in statuses]
+            },
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+        )
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        return None  # Notion counts nothing: it would mean reading every row, 100 a request
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:

@@ -239,6 +239,20 @@ class SqliteStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY rowid")])
 
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        marks = ", ".join("?" for _ in statuses)
+        found = self._query(
+            f"SELECT * FROM email_queue WHERE status IN ({marks}) ORDER BY rowid",  # noqa: S608
+            tuple(s.value for s in statuses),
+        )
+        return iter([_row(r) for r in found])
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        found = self._query(
+            "SELECT sequence, status, COUNT(*) AS n FROM email_queue GROUP BY sequence, status"
+        )
+        return {(r["sequence"], r["status"]): int(r["n"]) for r in found}
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
