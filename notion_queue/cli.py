@@ -117,6 +117,10 @@ def _progress(out: Out, index: int, total: int, what: str) -> None:
 # What `status` reads row by row: the rows still to act on. The history (sent, cancelled,
 # skipped) is only counted where the store counts it without reading it (SQLite).
 UNFINISHED = (Status.QUEUED, Status.PAUSED, Status.WAITING, Status.FAILED)
+NOT_COUNTED = (
+    "Finished rows (sent, cancelled, skipped) are not counted on Notion (it would read every "
+    "row): see the Email Queue's Sent view."
+)
 
 
 def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
@@ -125,8 +129,10 @@ def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace
     complete = counted is not None  # else (Notion) the unfinished rows are all it counts
     if counted is None:
         counted = dict(Counter((r.sequence, r.status_text) for r in rows))
-    if complete and not counted:
+    if not counted:
         out("The queue is empty.")
+        if not complete:
+            out(NOT_COUNTED)
         return 0
     statuses = [s.value for s in (Status if complete else UNFINISHED)]
     by_status: Counter[str] = Counter()
@@ -142,10 +148,7 @@ def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace
     for sequence, counts in sorted(by_sequence.items()):
         out(f"{sequence:<18}" + "".join(f"{counts[s]:>11}" for s in statuses))
     if not complete:
-        out(
-            "Finished rows (sent, cancelled, skipped) are not counted on Notion (it would "
-            "read every row): see the Email Queue's Sent view."
-        )
+        out(NOT_COUNTED)
     now = clock.now()
     queued = sorted(
         (r for r in rows if r.status is Status.QUEUED and r.scheduled_time),

@@ -53,3 +53,15 @@ def test_status_on_sqlite_still_counts_every_row(tmp_path: Path, clock: FakeCloc
 
     assert out[0] == "2 rows: 1 queued, 1 sent"
     store.close()
+
+
+def test_status_on_notion_with_nothing_unfinished_says_the_queue_is_empty(
+    clock: FakeClock,
+) -> None:
+    world = make_notion_world(clock)
+    world.store.add_row(new_row(email="done@example.com", status=Status.SENT, sent_at=T0))
+
+    out = _status(world.store, clock)
+
+    assert out[0] == "The queue is empty."
+    assert "not counted" in out[1]
