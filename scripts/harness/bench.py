@@ -1204,7 +1204,8 @@ def embedded_markdown(section: dict[str, Any]) -> str:
     for i in section["intake"]:
         lines.append(
             f"| {i['rate_per_second']:g} | {i['p99_ms']} | {i['lag_p99_seconds']} | "
-            f"{i['refused']} | {i['backlog_max']} | {i['drained_seconds_after_load']} |"
+            f"{i['refused']} | {i['backlog_max']} | "
+            f"{i['drained_seconds_after_load'] or str(i['backlog_left']) + ' left'} |"
         )
     for name in ("embedded", "notion"):
         first = section[f"first_email_{name}"]
