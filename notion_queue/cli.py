@@ -116,21 +116,41 @@ def _progress(out: Out, index: int, total: int, what: str) -> None:
         out(f"  {index}/{total} {what}")
 
 
+# What `status` reads row by row: the rows still to act on. The history (sent, cancelled,
+# skipped) is only counted where the store counts it without reading it (SQLite).
+UNFINISHED = (Status.QUEUED, Status.PAUSED, Status.WAITING, Status.FAILED)
+NOT_COUNTED = (
+    "Finished rows (sent, cancelled, skipped) are not counted on Notion (it would read every "
+    "row): see the Email Queue's Sent view."
+)
+
+
 def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
-    rows = list(store.all_rows())
-    if not rows:
+    rows = list(store.rows_with_status(UNFINISHED))
+    counted = store.status_counts()
+    complete = counted is not None  # else (Notion) the unfinished rows are all it counts
+    if counted is None:
+        counted = dict(Counter((r.sequence, r.status_text) for r in rows))
+    if not counted:
         out("The queue is empty.")
+        if not complete:
+            out(NOT_COUNTED)
         return 0
-    by_status = Counter(r.status_text or "(empty)" for r in rows)
+    statuses = [s.value for s in (Status if complete else UNFINISHED)]
+    by_status: Counter[str] = Counter()
     by_sequence: dict[str, Counter[str]] = {}
-    for row in rows:
-        by_sequence.setdefault(row.sequence or "(none)", Counter())[row.status_text] += 1
-    statuses = [s.value for s in Status]
-    out(f"{len(rows)} rows: " + ", ".join(f"{by_status[s]} {s}" for s in statuses if by_status[s]))
+    for (sequence, status), n in counted.items():
+        by_status[status or "(empty)"] += n
+        by_sequence.setdefault(sequence or "(none)", Counter())[status] += n
+    what = "rows" if complete else "unfinished rows"
+    shown = ", ".join(f"{by_status[s]} {s}" for s in statuses if by_status[s])
+    out(f"{sum(counted.values())} {what}: {shown or 'none'}")
     out("")
     out(f"{'sequence':<18}" + "".join(f"{s:>11}" for s in statuses))
     for sequence, counts in sorted(by_sequence.items()):
         out(f"{sequence:<18}" + "".join(f"{counts[s]:>11}" for s in statuses))
+    if not complete:
+        out(NOT_COUNTED)
     now = clock.now()
     queued = sorted(
         (r for r in rows if r.status is Status.QUEUED and r.scheduled_time),

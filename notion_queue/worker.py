@@ -44,6 +44,7 @@ from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.wakeup import WakeListener
 from notion_queue.worker_status import StatusFile
 
 log = get_logger("notion_queue.worker")
@@ -116,7 +117,9 @@ class Worker:
         backoff: Backoff | None = None,
         status_file: Path | None = None,
         batches: BatchJournal | None = None,
+        wake: WakeListener | None = None,
     ) -> None:
+        """`wake`: the FIFO the server pokes when it queues a row due before the next poll."""
         self.store = store
         # Set (with a BatchMailer): rows go out up to 100 a request (see _send_batches).
         self.batches = batches if isinstance(mailer, BatchMailer) else None
@@ -140,6 +143,7 @@ class Worker:
         self._not_before: dict[str, datetime] = {}
         # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
         self.template_jobs: tuple[TemplateJob, ...] = ()
+        self.wake = wake
 
     # the cycle
 
@@ -161,10 +165,12 @@ class Worker:
             if self.batches is not None:
                 self._resend_pending(handled, summary)
             more = True
+            last: QueueRow | None = None  # keyset: each query starts behind the last batch
             while more and not self.stop_event.is_set():
-                batch, more = self._next_batch(horizon, now, handled, summary)
+                batch, more = self._next_batch(horizon, now, handled, summary, last)
                 if not batch:
                     break
+                last = batch[-1]
                 fetched_at = self.clock.monotonic()
                 handled.update(row.id for row in batch)
                 if self.batches is not None:
@@ -199,14 +205,23 @@ class Worker:
         return summary
 
     def _next_batch(
-        self, horizon: datetime, now: datetime, handled: set[str], summary: CycleSummary
+        self,
+        horizon: datetime,
+        now: datetime,
+        handled: set[str],
+        summary: CycleSummary,
+        resume_after: QueueRow | None,
     ) -> tuple[list[QueueRow], bool]:
         """Up to `batch_size` due rows not yet handled in this cycle, from one fresh query, and
         whether more may be due after them. The query asks for one row more than the batch and
         covers the coming interval too, so a short page or a row not yet due says "nothing more
-        now" (no extra query to find out) and tells the worker when to wake next."""
+        now" (no extra query to find out) and tells the worker when to wake next. The query
+        starts behind `resume_after` (the last batch's last row), so no batch reads the rows
+        handled before it again, however many of them are still queued (retries)."""
         batch: list[QueueRow] = []
-        for row in self.store.due_rows(horizon, page_size=self.config.batch_size + 1):
+        for row in self.store.due_rows(
+            horizon, page_size=self.config.batch_size + 1, after=resume_after
+        ):
             if row.id in handled:
                 continue
             if row.scheduled_time is not None and row.scheduled_time > now:
@@ -240,8 +255,16 @@ class Worker:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
                 # A hair after the row falls due, so the wake-up query finds it due.
                 wait_for = min(wait_for, max(0.0, until_due) + WAKE_MARGIN_SECONDS)
-            self.stop_event.wait(wait_for)
+            self._pause(wait_for, wakeable=not summary.account_error)
         log.info("worker_stopped")
+
+    def _pause(self, seconds: float, *, wakeable: bool) -> None:
+        """Until the next poll, or sooner when the server wakes us (or stop()); a paused
+        account waits its probe out whatever is queued meanwhile."""
+        if self.wake is None or not wakeable:
+            self.stop_event.wait(seconds)
+        elif self.wake.wait(seconds) and not self.stop_event.is_set():
+            log.debug("worker_woken")
 
     def write_status(self, summary: CycleSummary) -> None:
         """What the server's /readyz shows of the worker: whether sending is paused, and why."""
@@ -249,6 +272,8 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.wake is not None:
+            self.wake.poke()
 
     # batches (a BatchMailer and a store whose pending batches are kept: see batch_journal.py)
 

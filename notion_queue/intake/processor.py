@@ -31,6 +31,7 @@ from notion_queue.logs import get_logger
 from notion_queue.models import (
     ACTIVE_STATUSES,
     Delivery,
+    NewRow,
     QueueRow,
     RowUpdate,
     Status,
@@ -124,6 +125,7 @@ class IntakeProcessor:
             if self._already_running(rows, start, mine):
                 applied.not_started.append(start.sequence)
                 continue
+            fresh: list[NewRow] = []
             for row in expand(
                 start,
                 email=plan.email,
@@ -136,14 +138,15 @@ class IntakeProcessor:
                 if row.dedupe_key in existing_keys:
                     applied.existing += 1
                     continue
-                try:
-                    self.store.add_row(row)
-                except MaybeWritten:
-                    # Notion may have created it: the next attempt reads the rows first.
-                    raise RetryableError(
-                        f"creating {row.dedupe_key} may or may not have happened"
-                    ) from None
-                applied.created += 1
+                fresh.append(row)
+            try:
+                self.store.add_rows(fresh)  # SQLite: one transaction; Notion: one create each
+            except MaybeWritten:
+                # Notion may have created them: the next attempt reads the rows first.
+                raise RetryableError(
+                    f"creating the {start.sequence} rows may or may not have happened"
+                ) from None
+            applied.created += len(fresh)
         log.info(
             "event_applied",
             event_id=entry.id,
