@@ -145,6 +145,13 @@ def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace
         )
     else:
         out("Nothing queued.")
+    review = sum(1 for r in rows if r.status is Status.REVIEW)
+    if review:
+        out("")
+        out(
+            f"Needs review: {review} row(s); set Status to queued to approve one "
+            "(cancelled to drop it)"
+        )
     failed = [r for r in rows if r.status is Status.FAILED]
     if failed:
         out("")

@@ -67,7 +67,14 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         return 2
     drainer = Drainer(
         journal,
-        IntakeProcessor(store, catalog, clock, testing_mode=settings.testing_mode),
+        IntakeProcessor(
+            store,
+            catalog,
+            clock,
+            testing_mode=settings.testing_mode,
+            default_zone=settings.default_zone,
+            max_emails_per_day=settings.max_emails_per_day,
+        ),
         clock,
         connect=store_connector(store),
     )

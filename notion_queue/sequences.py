@@ -17,6 +17,7 @@ from typing import Any, Literal
 from notion_queue.errors import ConfigError
 from notion_queue.event_fields import FieldSpec, parse_fields
 from notion_queue.logs import get_logger
+from notion_queue.windows import Timing, Window, parse_timing
 
 log = get_logger(__name__)
 
@@ -52,6 +53,7 @@ class Sequence:
     steps: tuple[Step, ...]
     cancels: tuple[str, ...] = ()
     description: str = ""
+    timing: Timing = field(default_factory=Timing)  # window, review, cap_exempt (windows.py)
 
     @property
     def expires_at_anchor(self) -> bool:
@@ -70,6 +72,10 @@ class Catalog:
             return self.sequences[name]
         except KeyError:
             raise ConfigError(f"sequence {name!r} is not in the catalog") from None
+
+    def windows(self) -> dict[str, Window]:
+        """The send window of each sequence that declares one."""
+        return {n: s.timing.window for n, s in self.sequences.items() if s.timing.window}
 
     def template_ids(self) -> list[str]:
         return [s.template_id for seq in self.sequences.values() for s in seq.steps]
@@ -158,4 +164,5 @@ def _parse_sequence(
         steps=tuple(steps),
         cancels=tuple(str(c) for c in cancels),
         description=str(body.get("description", "")),
+        timing=parse_timing(body, place),
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from notion_queue import metrics
 from notion_queue.clock import Clock
@@ -39,9 +40,12 @@ from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotFound, RowQueue
 from notion_queue.suppression import SuppressionList
 from notion_queue.templates import TemplateSource
+from notion_queue.timezones import UTC_ZONE
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.windows import Window
 from notion_queue.worker_status import StatusFile
+from notion_queue.worker_windows import outside_window
 
 log = get_logger("notion_queue.worker")
 
@@ -64,6 +68,8 @@ class WorkerConfig:
     event_fields: dict[str, FieldSpec] = field(default_factory=dict)  # the catalog's [fields]
     concurrency: int = 1
     batch_size: int = 8  # wiring sizes it to STALE_AFTER_SECONDS at the mail rate
+    default_zone: ZoneInfo = UTC_ZONE  # DEFAULT_TIMEZONE
+    windows: dict[str, Window] = field(default_factory=dict)  # send windows by sequence
 
 
 def batch_size_for(mail_rate: float | None) -> int:
@@ -130,6 +136,7 @@ class Worker:
             campaign_variables=config.campaign_variables,
             event_fields=config.event_fields,
             unsubscribe=unsubscribe,
+            default_zone=config.default_zone,
         )
         self._not_before: dict[str, datetime] = {}
 
@@ -265,6 +272,16 @@ class Worker:
             if not_now.action == "skip":
                 return self._finish(row, Status.SKIPPED, not_now.reason)
             return self._fail(row, not_now.reason)
+        moved = outside_window(row, self.config.windows, self.config.default_zone)
+        if moved is not None:
+            new_status = Status.SKIPPED if moved.skip else Status.QUEUED
+            if moved.skip:
+                return self._finish(row, new_status, moved.reason)
+            change_status(
+                self.store, row, new_status, scheduled_time=moved.when, error_message=moved.reason
+            )
+            log.info("row_moved_to_window", row_id=row.id, sequence=row.sequence)
+            return "unchanged"
         if row.email in self.suppressed:
             return self._finish(
                 row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"

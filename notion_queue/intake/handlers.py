@@ -6,12 +6,11 @@ rescheduled meeting). The catalog says what each sequence's rows are.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -36,6 +35,7 @@ from notion_queue.intake.plans import (
 from notion_queue.logs import get_logger
 from notion_queue.models import ContactData, Delivery, utc_text
 from notion_queue.sequences import Catalog
+from notion_queue.timezones import iso_utc, zone_named
 
 log = get_logger(__name__)
 
@@ -63,10 +63,6 @@ class Handler:
     def ignored(self, payload: BaseModel) -> str | None:
         """Why this event needs nothing from us (answered 202, not journaled), or None."""
         return self.ignore(payload) if self.ignore is not None else None
-
-
-def meeting_time_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%A %d %B, %H:%M UTC").replace(" 0", " ")
 
 
 # The website's endpoints
@@ -117,6 +113,7 @@ def _lead_contact(lead: WebsiteLead, values: dict[str, Any], kind: str) -> Conta
         assessment_data=assessment or None,
         segment=_segment(values),
         last_event=kind,
+        time_zone=values.get("timezone"),  # a declared timezone field, checked by take_fields
     )
 
 
@@ -146,11 +143,7 @@ def lead_variables(values: dict[str, Any]) -> dict[str, Any]:
         variables.setdefault("TotalRevenueLeak_K", f"{leak / 1000:.1f}".rstrip("0").rstrip("."))
     if isinstance(variables.get("assessment_score"), int | float):
         variables.setdefault("overall_score", variables["assessment_score"])
-    for field in ("scheduled_time", "call_date", "diagnostic_call_date"):
-        value = variables.get(field)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                variables[field] = meeting_time_text(parse_time(value))
+    # Times stay ISO 8601 in the row: the worker tells them in the recipient's zone.
     if "scheduled_time" in variables:
         variables.setdefault("diagnostic_call_date", variables["scheduled_time"])
     return variables
@@ -263,12 +256,22 @@ def meeting_link(url: object, catalog: Catalog) -> tuple[dict[str, Any], tuple[s
 def _booking_start(
     catalog: Catalog, first_name: str, start: datetime, extra: dict[str, Any]
 ) -> tuple[StartSequence, CancelSequences]:
-    variables = {"first_name": first_name, "meeting_time": meeting_time_text(start), **extra}
+    variables = {"first_name": first_name, "meeting_time": iso_utc(start), **extra}
     variables = event_variables(variables, catalog)
     return (
         StartSequence("precall_prep", start, first_name=first_name, variables=variables),
         CancelSequences(BOOKING_CANCELS, f"call booked for {utc_text(start)}"),
     )
+
+
+def booker_zone(name: str | None, where: str) -> str | None:
+    """The guest's IANA zone from a booking, or None; ValueError (a 422) when it is not one."""
+    if name in (None, ""):
+        return None
+    try:
+        return zone_named(name).key
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _calcom_is_reschedule(hook: CalcomWebhook) -> bool:
@@ -295,6 +298,7 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime, catalog: Catalog) ->
         last_name=person.lastName,
         meeting_time=booking.startTime if hook.triggerEvent != "BOOKING_CANCELLED" else None,
         last_event=f"calcom:{hook.triggerEvent}",
+        time_zone=booker_zone(person.timeZone, "payload.attendees[0].timeZone"),
     )
     if hook.triggerEvent == "BOOKING_CANCELLED":
         if booking.requestReschedule:
@@ -359,6 +363,7 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog
         last_name=invitee.last_name,
         meeting_time=event.start_time if event and hook.event == "invitee.created" else None,
         last_event=f"calendly:{hook.event}",
+        time_zone=booker_zone(invitee.timezone, "payload.timezone"),
     )
     if hook.event == "invitee.created":
         if event is None:
@@ -384,7 +389,7 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog
     if hook.event == "invitee_no_show.created":
         variables: dict[str, Any] = {"first_name": first}
         if event is not None:
-            variables["diagnostic_call_date"] = meeting_time_text(event.start_time)
+            variables["diagnostic_call_date"] = iso_utc(event.start_time)
         start = StartSequence(
             "noshow_recovery",
             received_at,
