@@ -24,6 +24,7 @@ from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
+from notion_queue.needed_variables import NeededVariables, missing_variable
 from notion_queue.outbox_viewer import outbox_routes
 from notion_queue.production import endpoint_protection
 from notion_queue.rate_limit import Refusal, UnsignedLimits
@@ -37,6 +38,7 @@ from notion_queue.signatures import (
     verify_resend_signature,
     verify_website_signature,
 )
+from notion_queue.templates import load_packaged_templates
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.unsubscribe_pages import unsubscribe_routes
 from notion_queue.worker_status import read_status
@@ -107,6 +109,7 @@ def create_app(
     """`drainer=None` journals without draining (tests that inspect the journal).
     `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
+    needed = NeededVariables.of(catalog, load_packaged_templates())
     limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
@@ -167,6 +170,9 @@ def create_app(
                 plan = handler.plan(payload, clock.now(), catalog)  # pure: can it be applied?
             except ValueError as exc:
                 return error(422, str(exc))
+            missing = missing_variable(needed, plan)
+            if missing:
+                return error(422, missing)
             if limited and (refusal := limits.check_address(plan.email)):
                 return too_many(refusal)
             for name in plan.ignored_fields:

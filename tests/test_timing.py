@@ -26,7 +26,8 @@ from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.mail.outbox import OutboxMailer
-from notion_queue.models import ContactData, QueueRow, Status, can_transition
+from notion_queue.models import ContactData, QueueRow, Status, Template, can_transition
+from notion_queue.needed_variables import NeededVariables, template_needs
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
@@ -475,3 +476,65 @@ def test_review_goes_only_to_queued_or_cancelled_or_a_reschedules_skip() -> None
     assert not can_transition(Status.REVIEW, Status.SENT)
     assert not can_transition(Status.REVIEW, Status.FAILED)
     assert not can_transition(Status.QUEUED, Status.REVIEW)
+
+
+# 5. Fallbacks instead of failures (a signup without first_name: tests/test_event_fields.py)
+
+NO_FALLBACK = PACKAGED.replace('max_length = 100\nfallback = "there"\n', "max_length = 100\n")
+
+
+def test_a_template_needs_only_the_names_it_does_not_guard() -> None:
+    template = Template(
+        "t",
+        "{{ first_name }}, {{ offer | default('our offer') }}",
+        "{% if city is defined %}{{ city }}{% endif %}{{ code }}{{ company_name }}",
+    )
+
+    assert template_needs(template) == {"first_name", "code", "company_name"}
+
+
+def test_the_packaged_templates_need_nothing_an_event_may_leave_out() -> None:
+    needed = NeededVariables.of(load_catalog(), load_packaged_templates())
+
+    assert all(needs == {} for needs in needed.by_sequence.values())
+
+
+def test_without_a_fallback_a_signup_missing_first_name_is_refused_naming_it(
+    build: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(NO_FALLBACK)
+    world: World = build(load_catalog(path))
+
+    refused = world.post("/webhook/christmas-signup", {"email": "a@example.com"})
+    named = world.post("/webhook/christmas-signup", {"email": "b@example.com", "first_name": "B"})
+
+    assert refused.status_code == 422
+    assert refused.json()["error"].startswith("first_name: is required (template lead_nurture_")
+    assert world.rows("a@example.com") == []
+    assert named.status_code == 202 and len(world.rows("b@example.com")) == 5
+
+
+def test_a_queue_file_from_before_time_zones_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from notion_queue.store.sqlite import SqliteStore
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE,"
+        " first_name TEXT NOT NULL DEFAULT '', last_name TEXT NOT NULL DEFAULT '',"
+        " business_name TEXT NOT NULL DEFAULT '', segment TEXT NOT NULL DEFAULT '',"
+        " assessment_score REAL, assessment_data TEXT NOT NULL DEFAULT '{}', meeting_time TEXT,"
+        " last_event TEXT NOT NULL DEFAULT '', unsubscribed INTEGER NOT NULL DEFAULT 0)"
+    )
+    old.execute("INSERT INTO contacts (id, email) VALUES ('c1', 'a@example.com')")
+    old.commit()
+    old.close()
+
+    store = SqliteStore(path)
+    contact, _ = store.upsert_contact(ContactData(email="a@example.com", time_zone="Asia/Tokyo"))
+    store.close()
+
+    assert contact.id == "c1" and contact.time_zone == "Asia/Tokyo"
