@@ -272,20 +272,23 @@ class Worker:
             if not_now.action == "skip":
                 return self._finish(row, Status.SKIPPED, not_now.reason)
             return self._fail(row, not_now.reason)
-        moved = outside_window(row, self.config.windows, self.config.default_zone)
-        if moved is not None:
-            new_status = Status.SKIPPED if moved.skip else Status.QUEUED
-            if moved.skip:
-                return self._finish(row, new_status, moved.reason)
-            change_status(
-                self.store, row, new_status, scheduled_time=moved.when, error_message=moved.reason
-            )
-            log.info("row_moved_to_window", row_id=row.id, sequence=row.sequence)
-            return "unchanged"
         if row.email in self.suppressed:
             return self._finish(
                 row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"
             )
+        moved = outside_window(row, self.config.windows, self.config.default_zone)
+        if moved is not None:
+            if moved.skip:
+                return self._finish(row, Status.SKIPPED, moved.reason)
+            change_status(
+                self.store,
+                row,
+                Status.QUEUED,
+                scheduled_time=moved.when,
+                error_message=moved.reason,
+            )
+            log.info("row_moved_to_window", row_id=row.id, sequence=row.sequence)
+            return "unchanged"
         try:
             email = self.composer.compose(row, self.templates.get(row.template_id))
         except PermanentError as exc:

@@ -38,6 +38,7 @@ from notion_queue.windows import Window, parse_window
 from tests.conftest import T0, WorkerFactory, new_row
 
 CALCOM_SECRET = "calcom-test-secret"
+CALENDLY_KEY = "calendly-signing-key"
 PACKAGED = (Path(__file__).parents[1] / "notion_queue" / "sequences.toml").read_text()
 WEEKDAYS_9_TO_5 = 'window = { days = "mon-fri", start = "09:00", end = "17:00" }'
 TOKYO, BERLIN = ZoneInfo("Asia/Tokyo"), ZoneInfo("Europe/Berlin")
@@ -72,7 +73,10 @@ class World:
         zone = processor.get("default_zone", ZoneInfo("UTC"))
         windows = {} if processor.get("testing_mode") else catalog.windows()
         self.worker = make_worker(store, self.outbox, default_zone=zone, windows=windows)
-        settings = Settings(calcom_webhook_secret=CALCOM_SECRET)  # type: ignore[arg-type]
+        settings = Settings(
+            calcom_webhook_secret=CALCOM_SECRET,  # type: ignore[arg-type]
+            calendly_webhook_signing_key=CALENDLY_KEY,  # type: ignore[arg-type]
+        )
         app = create_app(
             settings, journal=self.journal, drainer=self.drainer, clock=clock, catalog=catalog
         )
@@ -92,6 +96,23 @@ class World:
             "/webhook/calcom-booking",
             content=body,
             headers={"Content-Type": "application/json", "X-Cal-Signature-256": signature},
+        )
+        self.drainer.drain_once()
+        return response
+
+    def calendly(self, event: str, payload: dict[str, Any]) -> Any:
+        body = json.dumps(
+            {"event": event, "created_at": self.clock.now().isoformat(), "payload": payload}
+        ).encode()
+        t = int(self.clock.now().timestamp())
+        v1 = hmac.new(CALENDLY_KEY.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        response = self.client.post(
+            "/webhook/calendly",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Calendly-Webhook-Signature": f"t={t},v1={v1}",
+            },
         )
         self.drainer.drain_once()
         return response
@@ -161,6 +182,36 @@ def test_a_new_york_guest_reads_the_reminders_in_est(build: Any, clock: FakeCloc
     assert not any("UTC" in t for t in texts)
     contact = world.store.find_contact("guest@example.com")
     assert contact is not None and contact.time_zone == "America/New_York"
+
+
+def calendly_invitee(start: datetime, time_zone: str) -> dict[str, Any]:
+    return {
+        "uri": "https://api.calendly.com/scheduled_events/EV/invitees/INV1",
+        "email": "john@example.com",
+        "name": "John Doe",
+        "timezone": time_zone,
+        "scheduled_event": {
+            "uri": "https://api.calendly.com/scheduled_events/EV",
+            "start_time": start.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "end_time": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+        },
+    }
+
+
+def test_a_calendly_invitee_reads_the_reminders_in_their_zone(build: Any, clock: FakeClock) -> None:
+    world = build()
+    meeting = datetime(2025, 12, 10, 14, 0, tzinfo=UTC)
+
+    refused = world.calendly("invitee.created", calendly_invitee(meeting, "CET+1"))
+    accepted = world.calendly("invitee.created", calendly_invitee(meeting, "Europe/Berlin"))
+    clock.set(meeting - timedelta(minutes=30))
+    world.worker.run_once()
+
+    assert refused.status_code == 422 and "payload.timezone" in refused.text
+    assert accepted.status_code == 202
+    assert all("Wednesday 10 December, 15:00 CET" in text_of(m) for m in world.sent())
+    contact = world.store.find_contact("john@example.com")
+    assert contact is not None and contact.time_zone == "Europe/Berlin"
 
 
 def test_an_invalid_attendee_time_zone_is_refused_with_422_naming_it(build: Any) -> None:
