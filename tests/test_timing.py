@@ -223,6 +223,11 @@ def test_an_invalid_attendee_time_zone_is_refused_with_422_naming_it(build: Any)
     assert response.status_code == 422
     assert "timeZone" in response.text
     assert world.rows("guest@example.com") == []
+    # A cancellation is never refused for it: the zone is dropped, the cancellation applies.
+    assert world.calcom("BOOKING_CREATED", booking(start, "UTC")).status_code == 202
+    cancelled = world.calcom("BOOKING_CANCELLED", booking(start, "Mars/Olympus_Mons"))
+    assert cancelled.status_code == 202
+    assert {r.status for r in world.rows("guest@example.com")} == {Status.CANCELLED}
 
 
 def test_a_website_timezone_field_sets_the_contact_and_its_rows(build: Any) -> None:

@@ -264,13 +264,16 @@ def _booking_start(
     )
 
 
-def booker_zone(name: str | None, where: str) -> str | None:
-    """The guest's IANA zone from a booking, or None; ValueError (a 422) when it is not one."""
+def booker_zone(name: str | None, where: str, *, starts: bool) -> str | None:
+    """The guest's IANA zone from a booking, or None. One that is not a zone refuses (422) an
+    event that starts emails; a cancellation is never refused for it (the zone is dropped)."""
     if name in (None, ""):
         return None
     try:
         return zone_named(name).key
     except ValueError as exc:
+        if not starts:
+            return None
         raise ValueError(f"{where}: {exc}") from None
 
 
@@ -298,7 +301,11 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime, catalog: Catalog) ->
         last_name=person.lastName,
         meeting_time=booking.startTime if hook.triggerEvent != "BOOKING_CANCELLED" else None,
         last_event=f"calcom:{hook.triggerEvent}",
-        time_zone=booker_zone(person.timeZone, "payload.attendees[0].timeZone"),
+        time_zone=booker_zone(
+            person.timeZone,
+            "payload.attendees[0].timeZone",
+            starts=hook.triggerEvent != "BOOKING_CANCELLED",
+        ),
     )
     if hook.triggerEvent == "BOOKING_CANCELLED":
         if booking.requestReschedule:
@@ -363,7 +370,11 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog
         last_name=invitee.last_name,
         meeting_time=event.start_time if event and hook.event == "invitee.created" else None,
         last_event=f"calendly:{hook.event}",
-        time_zone=booker_zone(invitee.timezone, "payload.timezone"),
+        time_zone=booker_zone(
+            invitee.timezone,
+            "payload.timezone",
+            starts=hook.event in ("invitee.created", "invitee_no_show.created"),
+        ),
     )
     if hook.event == "invitee.created":
         if event is None:
