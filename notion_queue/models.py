@@ -245,3 +245,5 @@ class Template:
     html: str
     text: str = ""
     active: bool = True
+    # The page body as JSON blocks (blocks_email.py): the email when `html` is empty.
+    blocks: str = ""

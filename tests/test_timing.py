@@ -18,7 +18,6 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from notion_queue.app import create_app
 from notion_queue.cli import cmd_status
 from notion_queue.clock import FakeClock
 from notion_queue.errors import ConfigError
@@ -34,6 +33,7 @@ from notion_queue.store.base import QueueStore
 from notion_queue.templates import load_packaged_templates
 from notion_queue.timezones import local_day
 from notion_queue.transitions import change_status
+from notion_queue.web.app import create_app
 from notion_queue.windows import Window, parse_window
 from tests.conftest import T0, WorkerFactory, new_row
 
