@@ -71,7 +71,12 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     drainer = Drainer(
         journal,
         IntakeProcessor(
-            WakingStore(store, waker), catalog, clock, testing_mode=settings.testing_mode
+            WakingStore(store, waker),
+            catalog,
+            clock,
+            testing_mode=settings.testing_mode,
+            default_zone=settings.default_zone,
+            max_emails_per_day=settings.max_emails_per_day,
         ),
         clock,
         connect=store_connector(store, catalog),

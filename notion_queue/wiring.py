@@ -148,6 +148,9 @@ def build_worker(
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
             batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
+            default_zone=settings.default_zone,
+            # Testing mode ignores windows, so a rehearsal runs in minutes.
+            windows={} if settings.testing_mode else catalog.windows(),
         ),
         unsubscribe=build_unsubscribe(settings),
         batches=batches,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from notion_queue import metrics
 from notion_queue.batch_journal import BatchJournal
@@ -42,10 +43,13 @@ from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotF
 from notion_queue.suppression import SuppressionList
 from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
+from notion_queue.timezones import UTC_ZONE
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.wakeup import WakeListener
+from notion_queue.windows import Window
 from notion_queue.worker_status import StatusFile
+from notion_queue.worker_windows import outside_window
 
 log = get_logger("notion_queue.worker")
 
@@ -68,6 +72,8 @@ class WorkerConfig:
     event_fields: dict[str, FieldSpec] = field(default_factory=dict)  # the catalog's [fields]
     concurrency: int = 1
     batch_size: int = 8  # wiring sizes it to STALE_AFTER_SECONDS at the mail rate
+    default_zone: ZoneInfo = UTC_ZONE  # DEFAULT_TIMEZONE
+    windows: dict[str, Window] = field(default_factory=dict)  # send windows by sequence
 
 
 def batch_size_for(mail_rate: float | None) -> int:
@@ -139,6 +145,7 @@ class Worker:
             campaign_variables=config.campaign_variables,
             event_fields=config.event_fields,
             unsubscribe=unsubscribe,
+            default_zone=config.default_zone,
         )
         self._not_before: dict[str, datetime] = {}
         # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
@@ -395,6 +402,19 @@ class Worker:
             return self._finish(
                 row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"
             )
+        moved = outside_window(row, self.config.windows, self.config.default_zone)
+        if moved is not None:
+            if moved.skip:
+                return self._finish(row, Status.SKIPPED, moved.reason)
+            change_status(
+                self.store,
+                row,
+                Status.QUEUED,
+                scheduled_time=moved.when,
+                error_message=moved.reason,
+            )
+            log.info("row_moved_to_window", row_id=row.id, sequence=row.sequence)
+            return "unchanged"
         try:
             email = self.composer.compose(row, self.templates.get(row.template_id))
         except PermanentError as exc:

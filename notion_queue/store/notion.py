@@ -467,6 +467,7 @@ _CONTACT_FIELDS: dict[str, tuple[str, Any]] = {
     "Meeting Time": ("meeting_time", s.date),
     "Unsubscribed": ("unsubscribed", lambda v: {"checkbox": v}),
     "Last Event": ("last_event", s.text),
+    "Time Zone": ("time_zone", s.text),
 }
 
 

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     assessment_data TEXT NOT NULL DEFAULT '{}',
     meeting_time TEXT,
     last_event TEXT NOT NULL DEFAULT '',
-    unsubscribed INTEGER NOT NULL DEFAULT 0
+    unsubscribed INTEGER NOT NULL DEFAULT 0,
+    time_zone TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS email_analytics (
     row_id TEXT NOT NULL,
@@ -128,6 +129,9 @@ class SqliteStore:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(email_queue)")}
         if columns and "delivery" not in columns:
             self._db.execute("ALTER TABLE email_queue ADD COLUMN delivery TEXT NOT NULL DEFAULT ''")
+        contact_columns = {r[1] for r in self._db.execute("PRAGMA table_info(contacts)")}
+        if contact_columns and "time_zone" not in contact_columns:
+            self._db.execute("ALTER TABLE contacts ADD COLUMN time_zone TEXT NOT NULL DEFAULT ''")
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(templates)")}
         if columns and "blocks" not in columns:  # the page body (JSON blocks), as in Notion
             self._db.execute("ALTER TABLE templates ADD COLUMN blocks TEXT NOT NULL DEFAULT ''")
@@ -294,6 +298,7 @@ class SqliteStore:
                 "meeting_time": _ts(data.meeting_time),
                 "last_event": data.last_event,
                 "unsubscribed": int(data.unsubscribed) if data.unsubscribed is not None else None,
+                "time_zone": data.time_zone,
             }
             changes = {k: v for k, v in values.items() if v is not None}
             if changes:
@@ -472,4 +477,5 @@ def _contact(r: sqlite3.Row) -> Contact:
         meeting_time=_dt(r["meeting_time"]),
         last_event=r["last_event"],
         unsubscribed=bool(r["unsubscribed"]),
+        time_zone=r["time_zone"],
     )
