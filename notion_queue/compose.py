@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from notion_queue.event_fields import FieldSpec, safe_url_fields, url_field_names, with_fallbacks
@@ -21,6 +21,10 @@ from notion_queue.models import QueueRow, Template
 from notion_queue.render import RenderedEmail, render
 from notion_queue.timezones import UTC_ZONE, localised, row_zone
 from notion_queue.unsubscribe import UnsubscribeTokens
+
+if TYPE_CHECKING:
+    from notion_queue.sequences import Catalog
+    from notion_queue.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -96,3 +100,19 @@ def idempotency_key(row_id: str, to: str, sender: str, rendered: RenderedEmail) 
 def tag(value: str) -> str:
     """A Resend tag value: ASCII letters, digits, _ and - only, at most 256 characters."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", value)[:256] or "none"
+
+
+def composer_for(
+    settings: Settings, catalog: Catalog, unsubscribe: UnsubscribeTokens | None
+) -> Composer:
+    """The Composer the worker's settings and catalog make, for the pages that show an email
+    as it will be sent (the preview and the queue page)."""
+    return Composer(
+        sender=settings.email_from,
+        reply_to=settings.email_reply_to,
+        public_base_url=settings.public_base_url,
+        campaign_variables=catalog.variables,
+        event_fields=catalog.fields,
+        default_zone=settings.default_zone,
+        unsubscribe=unsubscribe,
+    )

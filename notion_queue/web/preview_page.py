@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from notion_queue.clock import Clock
-from notion_queue.compose import Composer
+from notion_queue.compose import Composer, composer_for
 from notion_queue.errors import NotionQueueError, PermanentError, TemplateNotFound
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import OutgoingEmail
@@ -117,15 +117,7 @@ def server_preview_routes(
     """The server's preview route, composing as the worker does (none without a store)."""
     if store is None or tokens is None:
         return []
-    composer = Composer(
-        sender=settings.email_from,
-        reply_to=settings.email_reply_to,
-        public_base_url=settings.public_base_url,
-        campaign_variables=catalog.variables,
-        event_fields=catalog.fields,
-        default_zone=settings.default_zone,
-        unsubscribe=tokens,
-    )
+    composer = composer_for(settings, catalog, tokens)
     cache = min(settings.template_cache_seconds, PREVIEW_CACHE_SECONDS)
     source = TemplateSource(store, clock, cache_seconds=cache)
     return preview_routes(tokens, source, composer, catalog, clock)

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from notion_queue.addresses import canonical_email
 from notion_queue.clock import Clock
-from notion_queue.compose import Composer
+from notion_queue.compose import Composer, composer_for
 from notion_queue.errors import PermanentError
 from notion_queue.logs import get_logger
 from notion_queue.models import QueueRow, Status, utc_text
@@ -185,15 +185,7 @@ def queue_page_routes(
     if settings.admin_token is None or store is None:
         return []
     auth = AdminAuth(settings.admin_token.get_secret_value(), secure_cookie=is_production(settings))
-    composer = Composer(
-        sender=settings.email_from,
-        reply_to=settings.email_reply_to,
-        public_base_url=settings.public_base_url,
-        campaign_variables=catalog.variables,
-        event_fields=catalog.fields,
-        default_zone=settings.default_zone,
-        unsubscribe=unsubscribe,
-    )
+    composer = composer_for(settings, catalog, unsubscribe)
     return queue_routes(auth, store, composer, clock)
 
 
