@@ -28,6 +28,11 @@ def build_store(
 ) -> QueueStore:
     if settings.queue_backend == "sqlite":
         return SqliteStore(settings.sqlite_path)
+    if settings.queue_backend == "postgres":
+        from notion_queue.store.postgres import PostgresStore  # psycopg only when it is used
+
+        assert settings.database_url is not None  # Settings checked it
+        return PostgresStore(settings.database_url.get_secret_value())
     assert settings.notion_token is not None  # Settings checked it
     client = build_client(
         settings.notion_token.get_secret_value(),
@@ -115,6 +120,7 @@ def build_worker(
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
             batch_size=batch_size_for(_send_rate(settings)),
+            claim_ttl=settings.claim_ttl_seconds,
         ),
         unsubscribe=build_unsubscribe(settings),
     )

@@ -1,4 +1,5 @@
-"""One contract, every QueueStore adapter: SQLite and Notion (through the fake Notion API)."""
+"""One contract, every QueueStore adapter: SQLite, Notion (through the fake Notion API) and
+PostgreSQL (a real throw-away server)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ from notion_queue.clock import FakeClock
 from notion_queue.models import ContactData, RowUpdate, Status, Template
 from notion_queue.store.base import QueueStore, RowNotFound
 from notion_queue.store.notion import NotionStore
+from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.sqlite import SqliteStore
 from tests.conftest import T0, World, make_notion_world, new_row
+
+
+@pytest.fixture(params=["sqlite", "notion", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def test_a_row_reads_back_as_it_was_written(store: QueueStore) -> None:
@@ -248,9 +255,14 @@ def test_release_by_a_worker_that_does_not_hold_the_lease_changes_nothing(
 
 
 @pytest.fixture
-def outcomes_world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[World]:
-    """A store that records outcomes: SQLite always, Notion with an Email Analytics database."""
-    if backend == "sqlite":
+def outcomes_world(
+    backend: str, clock: FakeClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[World]:
+    """A store that records outcomes: SQLite and PostgreSQL always, Notion with an Email
+    Analytics database."""
+    if backend == "postgres":
+        yield World(request.getfixturevalue("postgres_store"), None)
+    elif backend == "sqlite":
         sqlite = SqliteStore(tmp_path / "queue.sqlite3")
         yield World(sqlite, None)
         sqlite.close()
@@ -261,6 +273,12 @@ def outcomes_world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[W
 
 def recorded_outcomes(world: World) -> list[tuple[Any, ...]]:
     """(email, template, sequence, outcome, at, message id, error, lateness) per recorded row."""
+    if isinstance(world.store, PostgresStore):
+        found = world.store._query(
+            "SELECT email_address, template_id, sequence, outcome, at, resend_email_id,"
+            " error_message, lateness_seconds FROM email_analytics ORDER BY seq"
+        )
+        return [tuple(r.values()) for r in found]
     if world.fake is None:
         assert isinstance(world.store, SqliteStore)
         with closing(sqlite3.connect(world.store.path)) as db:
