@@ -207,6 +207,8 @@ class Worker:
         whether more may be due after them. The query asks for one row more than the batch and
         covers the coming interval too, so a short page or a row not yet due says "nothing more
         now" (no extra query to find out) and tells the worker when to wake next."""
+        if isinstance(self.store, RowClaims):
+            return self._claim_batch(self.store, now, handled, summary)
         batch: list[QueueRow] = []
         for row in self.store.due_rows(horizon, page_size=self.config.batch_size + 1):
             if row.id in handled:
@@ -225,12 +227,11 @@ class Worker:
     ) -> tuple[list[QueueRow], bool]:
         """Several workers on one queue: the rows this worker claimed (held by no other), and
         whether more may be due; a short claim asks when the next row may be claimed."""
-        claimed = store.claim_due(
-            self.worker_id, now, self.config.batch_size, self.config.claim_ttl
-        )
-        if len(claimed) < self.config.batch_size:
+        size = self.config.batch_size
+        claimed = store.claim_due(self.worker_id, now, size, self.config.claim_ttl, skip=handled)
+        if len(claimed) < size:
             summary.next_due = store.next_due_time(now)
-        return [r for r in claimed if r.id not in handled], len(claimed) == self.config.batch_size
+        return claimed, len(claimed) == size
 
     def run_forever(self) -> None:
         """Poll every POLL_INTERVAL_SECONDS (sooner when a row falls due before that) until

@@ -135,11 +135,17 @@ class RowClaims(Protocol):
     """Several workers on one queue: each claims due rows for a while; no two hold a row."""
 
     def claim_due(
-        self, worker: str, now: datetime, limit: int, ttl_seconds: float
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        ttl_seconds: float,
+        *,
+        skip: Collection[str] = (),
     ) -> list[QueueRow]:
-        """Up to `limit` due queued rows, earliest first, that no worker holds (or whose claim
-        lapsed), now held by `worker` until `now + ttl_seconds`. A Status change (the worker
-        marking the row) releases the claim; a killed worker's claims lapse."""
+        """Up to `limit` due queued rows, earliest first, none of `skip`, that no other worker
+        holds (or whose claim lapsed), now held by `worker` until `now + ttl_seconds`. A Status
+        change (the worker marking the row) releases the claim; a killed worker's lapse."""
         ...
 
     def next_due_time(self, after: datetime) -> datetime | None:

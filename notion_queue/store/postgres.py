@@ -49,20 +49,26 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class PostgresStore:
-    def __init__(self, url: str, *, max_connections: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 8,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Record]] = (
             psycopg_pool.ConnectionPool(
                 url,
                 min_size=1,
                 max_size=max_connections,
                 kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
-                timeout=CONNECT_TIMEOUT_SECONDS,
+                timeout=connect_timeout,
                 open=False,
                 name="notion-queue",
             )
         )
         try:
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+            self._pool.open(wait=True, timeout=connect_timeout)
             with self._pool.connection() as conn:
                 migrate(conn)
         except psycopg_pool.PoolTimeout:
@@ -136,16 +142,24 @@ class PostgresStore:
             after = (found[-1]["scheduled_time"], found[-1]["seq"])
 
     def claim_due(
-        self, worker: str, now: datetime, limit: int, ttl_seconds: float
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        ttl_seconds: float,
+        *,
+        skip: Collection[str] = (),
     ) -> list[QueueRow]:
-        """Claim up to `limit` due rows nobody holds (or whose claim lapsed) for `worker` until
-        now + `ttl_seconds`, earliest first. Rows another worker is claiming at this instant are
-        skipped, not waited for."""
+        """Claim up to `limit` due rows for `worker` until now + `ttl_seconds`, earliest first:
+        rows nobody holds, whose claim lapsed, or that `worker` holds already (a cycle cut short
+        by an account error); none of `skip`. Rows another worker is claiming at this instant
+        are skipped, not waited for."""
         found = self._query(
             "WITH picked AS ("
             " SELECT seq FROM email_queue WHERE status = %(queued)s"
             " AND scheduled_time IS NOT NULL AND scheduled_time <= %(now)s"
-            " AND (claimed_until IS NULL OR claimed_until <= %(now)s)"
+            " AND (claimed_until IS NULL OR claimed_until <= %(now)s"
+            " OR claimed_by = %(worker)s) AND NOT (id = ANY(%(skip)s))"
             " ORDER BY scheduled_time, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " UPDATE email_queue AS q SET claimed_by = %(worker)s, claimed_until = %(until)s"
             " FROM picked WHERE q.seq = picked.seq RETURNING q.*",
@@ -155,6 +169,7 @@ class PostgresStore:
                 "limit": limit,
                 "worker": worker,
                 "until": now + timedelta(seconds=ttl_seconds),
+                "skip": list(skip),
             },
         )
         found.sort(key=lambda r: (r["scheduled_time"], r["seq"]))
