@@ -334,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--html", help="also write the HTML part to this file")
+    p = sub.add_parser(
+        "migrate",
+        help="copy the unfinished rows, contacts and templates to PostgreSQL (resumable)",
+    )
+    p.add_argument("--from", dest="source", choices=("notion", "sqlite"), required=True)
+    p.add_argument("--to", dest="target", choices=("postgres",), required=True)
     templates = sub.add_parser("templates", help="template tools")
     tsub = templates.add_subparsers(dest="templates_command", required=True)
     tsub.add_parser("check", help="render every template with the seeds' sample payloads")
@@ -349,6 +355,10 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
         configure_logging(settings.log_format, "warning", settings.secrets())
         if args.command == "templates":
             return cmd_templates_check(out, settings)
+        if args.command == "migrate":
+            from notion_queue.migrate import run_migrate
+
+            return run_migrate(args.source, clock, out)
         check_arguments(args, settings, clock)
         creates = args.command == "enqueue"
         store_line = describe_store(settings, creates=creates)

@@ -245,6 +245,15 @@ class NotionStore:
             return contact
         return None
 
+    def all_contacts(self) -> Iterator[Contact]:
+        """Every contact, oldest first: for `notion-queue migrate`, not the hot path."""
+        for page in self._query(
+            self.contacts_ds,
+            "query_contacts",
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+        ):
+            yield s.page_to_contact(page)
+
     def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         email = data.email.strip().lower()
         known = self.find_contact(email)

@@ -291,8 +291,54 @@ class PostgresStore:
     def unsubscribed_emails(self) -> set[str]:
         return {r["email"] for r in self._query("SELECT email FROM contacts WHERE unsubscribed")}
 
-    def all_contacts(self) -> list[Contact]:
-        return [_contact(r) for r in self._query("SELECT * FROM contacts ORDER BY seq")]
+    def all_contacts(self) -> Iterator[Contact]:
+        return iter([_contact(r) for r in self._query("SELECT * FROM contacts ORDER BY seq")])
+
+    def import_row(self, source: str, source_id: str, row: QueueRow) -> bool:
+        """`notion-queue migrate`: the row as it is, with its marker, in one transaction; False
+        (nothing written) when `source_id` of `source` was imported already."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                marked = conn.execute(
+                    "INSERT INTO migrated_rows (source, source_id, target_id)"
+                    " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING target_id",
+                    (source, source_id, row.id),
+                ).fetchall()
+                if not marked:
+                    return False
+                conn.execute(
+                    "INSERT INTO email_queue (id, name, email_address, first_name, sequence,"
+                    " email_number, template_id, scheduled_time, status, sent_at,"
+                    " resend_email_id, error_message, attempts, variables, dedupe_key,"
+                    " expires_at, contact_id, delivery)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " %s, %s)",
+                    (
+                        row.id,
+                        f"{row.template_id} → {row.email}",
+                        row.email,
+                        row.first_name,
+                        row.sequence,
+                        row.email_number,
+                        row.template_id,
+                        _ts(row.scheduled_time),
+                        row.status_text,
+                        _ts(row.sent_at),
+                        row.resend_email_id,
+                        row.error_message,
+                        row.attempts,
+                        row.variables_text,
+                        row.dedupe_key,
+                        _ts(row.expires_at),
+                        row.contact_id,
+                        row.delivery,
+                    ),
+                )
+                return True
+        except psycopg_pool.PoolTimeout:
+            raise RetryableError("PostgreSQL cannot be reached (DATABASE_URL)") from None
+        except psycopg.OperationalError as exc:
+            raise RetryableError(f"PostgreSQL: {_reason(exc)}") from None
 
     def record_outcome(
         self,
