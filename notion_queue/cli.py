@@ -55,6 +55,8 @@ def describe_store(settings: Settings, *, creates: bool = False) -> str:
     """The one line every command starts with, so nobody reads an empty queue by mistake."""
     if settings.queue_backend == "notion":
         return f"Store: Notion database {settings.notion_email_queue_db_id}"
+    if settings.queue_backend == "postgres":
+        return "Store: PostgreSQL queue (DATABASE_URL)"  # the URL may hold a password
     path = settings.sqlite_path.resolve()
     line = f"Store: SQLite queue {path}"
     if path.exists():

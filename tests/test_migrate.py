@@ -144,3 +144,25 @@ def test_the_migrate_command_moves_the_sqlite_queue_and_says_what_it_did(
     assert "1 rows copied, 0 copied before" in out and "0 rows copied, 1 copied before" in out
     assert "rows 1/1" in err  # progress on stderr
     assert [r.email for r in postgres_store.all_rows()] == ["sarah@example.com"]
+
+
+def test_commands_on_postgres_name_the_store_without_its_password(
+    tmp_path: Path,
+    pg_cluster: Cluster,
+    postgres_store: PostgresStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clock: FakeClock,
+) -> None:
+    postgres_store.add_row(new_row())
+    monkeypatch.setenv("QUEUE_BACKEND", "postgres")
+    monkeypatch.setenv("DATABASE_URL", pg_cluster.url().replace("postgres@", "postgres:pw-s3cret@"))
+    monkeypatch.setenv("STATE_DIR", str(tmp_path / "state"))
+
+    code = main(["status"], clock=clock)
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0] == "Store: PostgreSQL queue (DATABASE_URL)"
+    assert "pw-s3cret" not in out + err
+    assert "queued" in out
