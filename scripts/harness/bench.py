@@ -1070,6 +1070,10 @@ def run(config: BenchConfig, out: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--postgres" in (sys.argv[1:] if argv is None else argv):  # the PostgreSQL queue's own
+        from .bench_postgres import main as bench_postgres
+
+        return bench_postgres(argv)
     config, out = parse_args(argv)
     results = run(config, out)
     if not config.quiet:
