@@ -52,8 +52,10 @@ def build_store(
 
 def store_connector(store: QueueStore) -> Callable[[], None] | None:
     """What reaches the store before the drainer applies events: Notion's data sources are
-    looked up when Notion answers, not at start-up. SQLite needs nothing."""
-    return store.connect if isinstance(store, NotionStore) else None
+    looked up when Notion answers, not at start-up; PostgreSQL's pool opens (and its schema is
+    migrated) when the server answers. SQLite needs nothing."""
+    connect = getattr(store, "connect", None)
+    return connect if callable(connect) else None
 
 
 def build_mailer(

@@ -22,6 +22,7 @@ from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.postgres_schema import MIGRATIONS
 from notion_queue.testing.pg_cluster import Cluster
 from notion_queue.transitions import change_status
+from notion_queue.wiring import store_connector
 from tests.conftest import T0, WorkerFactory, new_row
 
 TTL = 60.0
@@ -132,7 +133,9 @@ def test_the_schema_is_made_once_when_several_processes_start_together(
 
     def start() -> None:
         try:
-            PostgresStore(pg_cluster.url("fresh")).close()
+            store = PostgresStore(pg_cluster.url("fresh"))
+            store.connect()
+            store.close()
         except BaseException as exc:
             errors.append(exc)
 
@@ -152,8 +155,16 @@ def test_an_unreachable_server_is_waited_for_and_the_password_never_shown(
     tmp_path: Path,
 ) -> None:
     url = f"postgresql://nq:hunter2-secret@/nq?host={tmp_path}&connect_timeout=1"
+    store = PostgresStore(url, connect_timeout=1.0)  # no connection yet: the server starts
+    connector = store_connector(store)
+    assert connector is not None  # the drainer reaches the store through it, with back-off
+
     with pytest.raises(RetryableError) as caught:
-        PostgresStore(url, connect_timeout=1.0)
+        connector()
+    with pytest.raises(RetryableError):
+        store.unsubscribed_emails()  # a worker's cycle: interrupted, tried again next poll
+    store.close()
+
     assert "hunter2" not in str(caught.value)
     assert "DATABASE_URL" in str(caught.value)
 

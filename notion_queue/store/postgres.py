@@ -12,6 +12,7 @@ drains intake in one, each needing its own connection for the length of a query.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,10 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class PostgresStore:
+    """Makes no connection when built (the server starts, and journals webhooks, while the
+    database is down): the first query, or `connect()` (the drainer's connector), opens the pool
+    and brings the schema up to date."""
+
     def __init__(
         self,
         url: str,
@@ -56,38 +61,68 @@ class PostgresStore:
         max_connections: int = 8,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     ) -> None:
-        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Record]] = (
-            psycopg_pool.ConnectionPool(
-                url,
-                min_size=1,
-                max_size=max_connections,
-                kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
-                timeout=connect_timeout,
-                open=False,
-                name="notion-queue",
+        self._url = url
+        self._max_connections = max_connections
+        self._timeout = connect_timeout
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Record]] | None = None
+        self._connecting = threading.Lock()
+
+    def connect(self) -> None:
+        """Open the pool and migrate the schema, once; RetryableError while the server cannot
+        be reached (the caller waits and tries again)."""
+        with self._connecting:
+            if self._pool is not None:
+                return
+            pool: psycopg_pool.ConnectionPool[psycopg.Connection[Record]] = (
+                psycopg_pool.ConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._max_connections,
+                    kwargs={
+                        "autocommit": True,
+                        "row_factory": dict_row,
+                        "options": "-c TimeZone=UTC",
+                    },
+                    timeout=self._timeout,
+                    open=False,
+                    name="notion-queue",
+                )
             )
-        )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout)
-            with self._pool.connection() as conn:
-                migrate(conn)
-        except psycopg_pool.PoolTimeout:
-            self._pool.close()
-            raise RetryableError(
-                "PostgreSQL cannot be reached (DATABASE_URL): is the server up?"
-            ) from None
-        except psycopg.Error as exc:
-            self._pool.close()
-            raise ConfigError(
-                f"PostgreSQL refused the queue (DATABASE_URL): {_reason(exc)}"
-            ) from None
+            try:
+                pool.open(wait=True, timeout=self._timeout)
+                with pool.connection() as conn:
+                    migrate(conn)
+            except psycopg_pool.PoolTimeout:
+                pool.close()
+                raise RetryableError(
+                    "PostgreSQL cannot be reached (DATABASE_URL): is the server up?"
+                ) from None
+            except psycopg.OperationalError as exc:
+                pool.close()
+                raise RetryableError(f"PostgreSQL: {_reason(exc)}") from None
+            except psycopg.Error as exc:
+                pool.close()
+                raise ConfigError(
+                    f"PostgreSQL refused the queue (DATABASE_URL): {_reason(exc)}"
+                ) from None
+            self._pool = pool
+
+    def _connected(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Record]]:
+        if self._pool is None:
+            self.connect()
+        assert self._pool is not None
+        return self._pool
 
     def close(self) -> None:
-        self._pool.close()
+        with self._connecting:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     def _query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Record]:
+        pool = self._connected()
         try:
-            with self._pool.connection() as conn:
+            with pool.connection() as conn:
                 cursor = conn.execute(sql.encode(), params)
                 return cursor.fetchall() if cursor.description else []
         except psycopg_pool.PoolTimeout:
@@ -298,7 +333,7 @@ class PostgresStore:
         """`notion-queue migrate`: the row as it is, with its marker, in one transaction; False
         (nothing written) when `source_id` of `source` was imported already."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connected().connection() as conn, conn.transaction():
                 marked = conn.execute(
                     "INSERT INTO migrated_rows (source, source_id, target_id)"
                     " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING target_id",
