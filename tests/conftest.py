@@ -28,9 +28,9 @@ from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.testing.fake_notion import FakeNotion
-from notion_queue.testing.pg_cluster import Cluster, start_cluster
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker import Worker, WorkerConfig
+from scripts.harness.pg_cluster import Cluster, start_cluster
 
 T0 = datetime(2025, 12, 1, 10, 0, tzinfo=UTC)
 NOTION_TOKEN = "secret_test_token_0123456789"

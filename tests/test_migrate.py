@@ -16,7 +16,7 @@ from notion_queue.migrate import migrate_queue
 from notion_queue.models import ContactData, QueueRow, RowUpdate, Status, Template
 from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.sqlite import SqliteStore
-from notion_queue.testing.pg_cluster import Cluster
+from scripts.harness.pg_cluster import Cluster
 from tests.conftest import T0, make_notion_world, new_row
 
 QUEUED = 1000

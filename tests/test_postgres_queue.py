@@ -20,9 +20,9 @@ from notion_queue.models import Status
 from notion_queue.settings import load_settings
 from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.postgres_schema import MIGRATIONS
-from notion_queue.testing.pg_cluster import Cluster
 from notion_queue.transitions import change_status
 from notion_queue.wiring import store_connector
+from scripts.harness.pg_cluster import Cluster
 from tests.conftest import T0, WorkerFactory, new_row
 
 TTL = 60.0

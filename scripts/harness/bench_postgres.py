@@ -27,8 +27,8 @@ import httpx
 from notion_queue.models import NewRow, Status
 from notion_queue.store.postgres import PostgresStore
 from notion_queue.testing.fake_resend import FakeResend
-from notion_queue.testing.pg_cluster import start_cluster
 
+from .pg_cluster import start_cluster
 from .processes import free_port, process_group, wait_until
 from .soak import sequences_file
 

@@ -30,8 +30,8 @@ import httpx
 import psycopg
 
 from notion_queue.testing.fake_resend import FakeResend
-from notion_queue.testing.pg_cluster import start_cluster
 
+from .pg_cluster import start_cluster
 from .processes import Service, free_port, process_group, wait_until
 from .soak import RESEND_FAULTS, ROWS_PER_EVENT, sequences_file
 

@@ -54,7 +54,7 @@ class Cluster:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self.os_user is not None:
             command = ["runuser", "-u", self.os_user, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)  # noqa: S603
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def stop(self) -> None:
         try:
