@@ -8,6 +8,7 @@ notion-queue retry-failed [--since WHEN]  set failed rows back to queued
 notion-queue enqueue SEQUENCE --email E [--var k=v ...] [--force]
 notion-queue preview TEMPLATE --email E [--var k=v ...] [--html FILE]
 notion-queue templates check              render every template with the seeds' payloads
+notion-queue report [--since WHEN] [--html FILE]  sent, delivered, opened, … per sequence/template
 
 Each command first says which store it read. Exit codes: 0 done, 1 the command failed,
 2 a configuration error or a name or date it does not know (the message lists what it knows).
@@ -36,6 +37,7 @@ from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, Status
 from notion_queue.private_files import private_umask
 from notion_queue.render import render
+from notion_queue.report import run_report
 from notion_queue.settings import Settings, load_settings
 from notion_queue.store.base import QueueStore, RowQueue, TemplateStore
 from notion_queue.store.sqlite import SqliteStore
@@ -288,9 +290,16 @@ def cmd_preview(
     return 0
 
 
-def cmd_templates_check(out: Out, settings: Settings) -> int:
+def cmd_report(store: Any, clock: Clock, out: Out, args: argparse.Namespace) -> int:
+    return run_report(store, out, args.since_time, args.html)
+
+
+def cmd_templates_check(store: QueueStore, out: Out, settings: Settings) -> int:
+    """As the worker would send them: an Active row of the store's Templates, else the
+    packaged file (so a sequence whose template is only in Templates is checked too)."""
     catalog = build_catalog(settings)
-    results = check_templates(catalog, load_packaged_templates())
+    stored = {t.template_id: t for t in store.all_templates().values() if t.active}
+    results = check_templates(catalog, {**load_packaged_templates(), **stored})
     problems = [r for r in results if r.problem]
     for result in results:
         mark = "ok  " if result.problem is None else "FAIL"
@@ -336,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", required=True)
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--html", help="also write the HTML part to this file")
+    p = sub.add_parser("report", help="how each email performs, per sequence and template")
+    p.add_argument("--since", metavar="WHEN", help="only emails sent on or after it (as above)")
+    p.add_argument("--html", metavar="FILE", help="also write a page with a funnel per sequence")
     p = sub.add_parser(
         "migrate",
         help="copy the unfinished rows, contacts and templates to PostgreSQL (resumable)",
@@ -355,8 +367,6 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
     try:
         settings = load_settings()
         configure_logging(settings.log_format, "warning", settings.secrets())
-        if args.command == "templates":
-            return cmd_templates_check(out, settings)
         if args.command == "migrate":
             from notion_queue.migrate import run_migrate
 
@@ -375,12 +385,15 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
         "resume": cmd_resume,
         "cancel": cmd_cancel,
         "retry-failed": cmd_retry_failed,
+        "report": cmd_report,
     }
     try:
         if args.command in commands:
             return commands[args.command](store, clock, out, args)
         if args.command == "enqueue":
             return cmd_enqueue(store, clock, out, args, settings)
+        if args.command == "templates":
+            return cmd_templates_check(store, out, settings)
         return cmd_preview(store, clock, out, args, settings)
     except UsageError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)

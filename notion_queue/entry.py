@@ -43,10 +43,10 @@ def server_main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from notion_queue.app import create_app
     from notion_queue.intake.drainer import Drainer
     from notion_queue.intake.journal import Journal
     from notion_queue.intake.processor import IntakeProcessor
+    from notion_queue.web.app import create_app
     from notion_queue.wiring import (
         build_catalog,
         build_store,
@@ -69,7 +69,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         journal,
         IntakeProcessor(store, catalog, clock, testing_mode=settings.testing_mode),
         clock,
-        connect=store_connector(store),
+        connect=store_connector(store, catalog),
     )
     app = create_app(
         settings,
@@ -78,6 +78,8 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         clock=clock,
         unsubscribe=build_unsubscribe(settings),
         catalog=catalog,
+        templates=store,
+        store=store,
     )
     log.info("listening", url=f"http://{settings.host}:{settings.port}")
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
@@ -110,7 +112,9 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = _settings_or_exit()
 
-    from notion_queue.wiring import build_mailer, build_store, build_worker
+    from notion_queue.catalog_templates import check_stored_templates_waiting
+    from notion_queue.templates import load_packaged_templates
+    from notion_queue.wiring import build_catalog, build_mailer, build_store, build_worker
     from notion_queue.worker_lock import WorkerLock
     from notion_queue.worker_status import status_path
 
@@ -134,9 +138,10 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     mailer: Mailer | None = None
     worker: Worker | None = None
     try:
+        catalog = build_catalog(settings)
         store = build_store(settings, clock)
         mailer = build_mailer(settings, clock)
-        worker = build_worker(settings, clock, store, mailer)
+        worker = build_worker(settings, clock, store, mailer, catalog)
         worker.status.path = status_path(settings.state_dir)
         # Stable across restarts on this host (the lock file already keeps one per host), so
         # a worker that systemd restarts after a crash takes its own lease straight back.
@@ -156,6 +161,16 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         holder = worker.lease.hold(wait=not args.once)
         if holder is not None:
             raise ConfigError(f"another worker already serves {queue_name}: {holder}")
+        if worker.stop_event.is_set():
+            return 0
+        # The store answers now: a template the catalog names must be packaged or Active there.
+        check_stored_templates_waiting(
+            catalog,
+            load_packaged_templates(),
+            store,
+            pause=worker.stop_event.wait,
+            wait=not args.once,
+        )
         if worker.stop_event.is_set():
             return 0
         if settings.metrics_port and not args.once:

@@ -8,6 +8,7 @@ intake and again at send). The HTML part may not turn escaping off either (`| sa
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 
@@ -82,9 +83,15 @@ def link_targets(campaign_variables: Iterable[str], url_fields: Iterable[str]) -
 
 def check_links(template: Template, allowed: Collection[str]) -> None:
     """At send time: a template edited to link an event value fails its row, with the fix."""
-    problems = link_problems(template, allowed)
+    problems = _link_problems_once(template, frozenset(allowed))
     if problems:
         raise RenderError(f"{problems[0]}; fix the template in the Templates database")
+
+
+@functools.lru_cache(maxsize=256)
+def _link_problems_once(template: Template, allowed: frozenset[str]) -> list[str]:
+    """link_problems, parsed once per template version (the worker checks every row's)."""
+    return link_problems(template, allowed)
 
 
 def check_template_links(

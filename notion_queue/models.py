@@ -239,3 +239,5 @@ class Template:
     html: str
     text: str = ""
     active: bool = True
+    # The page body as JSON blocks (blocks_email.py): the email when `html` is empty.
+    blocks: str = ""

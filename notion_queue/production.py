@@ -15,6 +15,8 @@ from notion_queue.settings import Settings
 
 Protection = Literal["signed", "unsigned_rate_limited", "unsigned", "off"]
 
+MIN_ADMIN_TOKEN_LENGTH = 32
+
 # Each handler's signature scheme → the setting that holds its secret.
 SECRET_SETTING = {
     "website": "WEBHOOK_SECRET",
@@ -41,6 +43,15 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             f"{name} is set but empty, and an empty key is one anyone can use: "
             f"set it to the real secret, or remove the line to leave it unset"
+        )
+    if settings.admin_token is not None and len(settings.admin_token.get_secret_value()) < (
+        MIN_ADMIN_TOKEN_LENGTH
+    ):
+        problems.append(
+            f"ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters, and it opens the "
+            "queue page to anyone who guesses it: set a long random one (python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'), or remove it to turn the "
+            "page off"
         )
     if settings.webhook_secret is None and not settings.allow_unsigned_webhooks:
         problems.append(

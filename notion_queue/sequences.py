@@ -1,11 +1,14 @@
-"""The sequence catalog: data (a TOML file), validated once at start-up.
+"""The catalog: data (a TOML file), validated once at start-up. It is what runs.
 
-A sequence is a list of steps, each a template sent at an offset from the sequence's anchor.
+A sequence is a list of steps, each a template sent at an offset from the sequence's anchor,
+plus the sequences its start cancels (the exit rules). Triggers (notion_queue/triggers.py) say
+which events start which sequences; `[tips]` and `[variables]` are campaign copy and values.
 """
 
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from typing import Any, Literal
 from notion_queue.errors import ConfigError
 from notion_queue.event_fields import FieldSpec, parse_fields
 from notion_queue.logs import get_logger
+from notion_queue.triggers import Trigger, check_trigger_sequences, parse_triggers
 
 log = get_logger(__name__)
 
@@ -24,6 +28,9 @@ Anchor = Literal["event", "email_1_sent_at", "meeting_start"]
 ANCHORS: tuple[Anchor, ...] = ("event", "email_1_sent_at", "meeting_start")
 _OFFSET = re.compile(r"^\s*([+-]?\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+REASON_TIMES = ("event_time", "anchor_time")  # what a cancel_reason may say
+PACKAGED_CATALOG = "the packaged sequences.toml"
+TABLES = ("variables", "fields", "sequences", "triggers", "tips")
 
 
 def parse_offset(text: str) -> timedelta:
@@ -52,6 +59,7 @@ class Sequence:
     steps: tuple[Step, ...]
     cancels: tuple[str, ...] = ()
     description: str = ""
+    cancel_reason: str = ""  # with {event_time} and {anchor_time}; "" → the default
 
     @property
     def expires_at_anchor(self) -> bool:
@@ -64,6 +72,9 @@ class Catalog:
     sequences: dict[str, Sequence]
     variables: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, FieldSpec] = field(default_factory=dict)  # what events may carry
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+    tips: dict[str, str] = field(default_factory=dict)  # by system name, upper case
+    where: str = PACKAGED_CATALOG  # the file, as every ConfigError about it names it
 
     def __getitem__(self, name: str) -> Sequence:
         try:
@@ -74,12 +85,20 @@ class Catalog:
     def template_ids(self) -> list[str]:
         return [s.template_id for seq in self.sequences.values() for s in seq.steps]
 
+    def trigger(self, name: str) -> Trigger:
+        """The named trigger; one the catalog leaves out starts and cancels nothing."""
+        return self.triggers.get(name) or Trigger(name)
+
+    def website_triggers(self) -> list[Trigger]:
+        """The triggers that are endpoints, in the catalog's order."""
+        return [t for t in self.triggers.values() if t.is_website]
+
 
 def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None = None) -> Catalog:
     """Read and validate the catalog; every problem is a ConfigError that names the place."""
     if path is None:
         text = resources.files("notion_queue").joinpath("sequences.toml").read_text("utf-8")
-        where = "the packaged sequences.toml"
+        where = PACKAGED_CATALOG
     else:
         try:
             text = Path(path).read_text("utf-8")
@@ -90,6 +109,14 @@ def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    for key in data:
+        if key not in TABLES:  # a typo such as [trigger.x] would otherwise pass unseen
+            log.warning(
+                "catalog_table_ignored",
+                catalog=where,
+                table=key,
+                effect=f"not a catalog table (they are: {', '.join(TABLES)}); it does nothing",
+            )
     known = set(known_templates) if known_templates is not None else None
     sequences = {
         name: _parse_sequence(name, body, where, known)
@@ -101,6 +128,8 @@ def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None
         for other in seq.cancels:
             if other not in sequences:
                 raise ConfigError(f"{where}: sequence {seq.name!r} cancels unknown {other!r}")
+    triggers = parse_triggers(data.get("triggers"), where)
+    check_trigger_sequences(triggers, {n: s.anchor for n, s in sequences.items()}, where)
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ConfigError(f"{where}: [variables] must be a table of name = value")
@@ -112,7 +141,57 @@ def load_catalog(path: Path | None = None, known_templates: Iterable[str] | None
             effect="events carry no values into emails; copy [fields.*] from the packaged "
             "sequences.toml",
         )
-    return Catalog(sequences=sequences, variables=dict(variables), fields=fields)
+    if not triggers:
+        log.warning(
+            "catalog_declares_no_triggers",
+            catalog=where,
+            effect="no website endpoint, and no event starts a sequence; copy [triggers.*] "
+            "from the packaged sequences.toml",
+        )
+    return Catalog(
+        sequences=sequences,
+        variables=dict(variables),
+        fields=fields,
+        triggers=triggers,
+        tips=_parse_tips(data.get("tips"), where),
+        where=where,
+    )
+
+
+def _parse_tips(raw: object, where: str) -> dict[str, str]:
+    """`[tips]`: system name = the tip an email gives for it (personalized_tip_1)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where}: [tips] must be a table of SYSTEM = "tip"')
+    tips = {}
+    for name, tip in raw.items():
+        if not isinstance(tip, str) or not tip.strip():
+            raise ConfigError(f"{where}: [tips]: {name} must be text (the tip for that system)")
+        tips[name.upper()] = tip.strip()
+    return tips
+
+
+def _parse_cancel_reason(body: dict[str, Any], place: str) -> str:
+    reason = body.get("cancel_reason", "")
+    if not isinstance(reason, str):
+        raise ConfigError(f"{place}: cancel_reason must be text")
+    try:
+        fields = [
+            (n, spec, conv)
+            for _, n, spec, conv in string.Formatter().parse(reason)
+            if n is not None
+        ]
+    except ValueError as exc:
+        raise ConfigError(f"{place}: cancel_reason {exc}") from None
+    for name, spec, conversion in fields:
+        if name not in REASON_TIMES or spec or conversion:
+            written = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise ConfigError(
+                f"{place}: cancel_reason may use {{event_time}} and {{anchor_time}}, "
+                f"not {{{written}}}"
+            )
+    return reason
 
 
 def _parse_sequence(
@@ -158,4 +237,5 @@ def _parse_sequence(
         steps=tuple(steps),
         cancels=tuple(str(c) for c in cancels),
         description=str(body.get("description", "")),
+        cancel_reason=_parse_cancel_reason(body, place),
     )

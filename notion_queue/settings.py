@@ -31,6 +31,7 @@ SECRET_FIELDS = (
     "resend_webhook_secret",
     "unsubscribe_secret",
     "database_url",
+    "admin_token",
 )
 
 
@@ -87,6 +88,8 @@ class Settings(BaseSettings):
     calendly_webhook_signing_key: SecretStr | None = None
     resend_webhook_secret: SecretStr | None = None
     unsubscribe_secret: SecretStr | None = None
+    # Turns the queue page (/queue) on; unset, /queue is a 404.
+    admin_token: SecretStr | None = None
     public_base_url: str = "http://localhost:8000"
     cors_allow_origins: str = ""
     # Production only: accept unsigned website posts (a site that posts from the browser),
@@ -172,6 +175,7 @@ class Settings(BaseSettings):
             self.resend_webhook_secret,
             self.unsubscribe_secret,
             self.database_url,
+            self.admin_token,
         )
         return [f.get_secret_value() for f in fields if f and f.get_secret_value()]
 

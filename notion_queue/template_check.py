@@ -8,8 +8,9 @@ from typing import Any
 
 from notion_queue.errors import NotionQueueError
 from notion_queue.event_fields import url_field_names, with_fallbacks
-from notion_queue.intake.handlers import event_variables, lead_fields, lead_variables
 from notion_queue.intake.payloads import WebsiteLead
+from notion_queue.intake.plans import event_variables
+from notion_queue.intake.website import lead_fields, lead_variables
 from notion_queue.link_guard import link_problems, link_targets
 from notion_queue.models import Template
 from notion_queue.render import RenderedEmail, render
@@ -29,7 +30,7 @@ def sample_variables(sequence: str, catalog: Catalog) -> dict[str, Any]:
     """What the worker would render a sample event's row with (campaign variables last)."""
     if sequence in WEBSITE_SAMPLES:
         lead = WebsiteLead.model_validate(WEBSITE_SAMPLES[sequence])
-        variables = lead_variables(lead_fields(lead, catalog).values)
+        variables = lead_variables(lead_fields(lead, catalog).values, catalog.tips)
         email = lead.email
     else:
         variables = {k: v for k, v in PRECALL.items() if k != "email"}

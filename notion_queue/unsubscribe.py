@@ -38,6 +38,13 @@ class UnsubscribeTokens:
             return None
         return None
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for another signed link (the template preview), derived from the secret so the
+        secret itself signs nothing but unsubscribe links."""
+        return hmac.new(
+            self._secret, b"notion-queue derived key:" + purpose.encode(), "sha256"
+        ).digest()
+
     def url(self, base_url: str, email: str) -> str:
         return f"{base_url.rstrip('/')}/unsubscribe?token={quote(self.token(email))}"
 

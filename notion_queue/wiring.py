@@ -6,10 +6,13 @@ from collections.abc import Callable
 
 import httpx
 
+from notion_queue.batch_journal import FileBatchJournal
+from notion_queue.catalog_templates import stored_templates_check
 from notion_queue.clock import Clock
 from notion_queue.event_fields import url_field_names
 from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
+from notion_queue.mail.batch import MAX_BATCH
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.sequences import Catalog, load_catalog
@@ -19,6 +22,7 @@ from notion_queue.store.notion import NotionStore
 from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.test_sends import template_jobs
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
 from notion_queue.worker import Worker, WorkerConfig, batch_size_for
 
@@ -50,12 +54,27 @@ def build_store(
     )
 
 
-def store_connector(store: QueueStore) -> Callable[[], None] | None:
+def store_connector(store: QueueStore, catalog: Catalog | None = None) -> Callable[[], None] | None:
     """What reaches the store before the drainer applies events: Notion's data sources are
     looked up when Notion answers, not at start-up; PostgreSQL's pool opens (and its schema is
-    migrated) when the server answers. SQLite needs nothing."""
-    connect = getattr(store, "connect", None)
-    return connect if callable(connect) else None
+    migrated) when the server answers; then the catalog's templates that are not packaged must be
+    Active in the store's Templates. None: nothing to do (SQLite, packaged)."""
+    found = getattr(store, "connect", None)
+    connect: Callable[[], None] | None = found if callable(found) else None
+    templates = (
+        stored_templates_check(catalog, load_packaged_templates(), store)
+        if catalog is not None
+        else None
+    )
+    if connect is None or templates is None:
+        return connect or templates
+    steps: tuple[Callable[[], None], ...] = (connect, templates)
+
+    def connect_and_check() -> None:
+        for step in steps:
+            step()
+
+    return connect_and_check
 
 
 def build_mailer(
@@ -74,8 +93,10 @@ def build_mailer(
 
 
 def build_catalog(settings: Settings) -> Catalog:
+    """The catalog, checked; its templates that are not packaged are checked against the
+    store's Templates once it is reached (store_connector, and the worker's start)."""
     packaged = load_packaged_templates()
-    catalog = load_catalog(settings.sequences_file, known_templates=packaged)
+    catalog = load_catalog(settings.sequences_file)
     check_template_links(
         packaged,
         catalog.template_ids(),
@@ -99,6 +120,17 @@ def _send_rate(settings: Settings) -> float | None:
     return min(limits) if limits else None
 
 
+def build_batch_journal(settings: Settings) -> FileBatchJournal | None:
+    """Resend's batch API (100 emails a request) where it is safe: SQLite, which one worker on
+    one host serves, keeps a started batch in STATE_DIR until its rows are marked, so a killed
+    worker's batch is sent again as it was, never regrouped. Notion stays one at a time: its
+    ~3 requests/s for marking rows is the ceiling anyway, and a batch would widen the window
+    between sending and marking to half a minute. The outbox has no rate limit to save."""
+    if settings.mail_backend == "resend" and settings.queue_backend == "sqlite":
+        return FileBatchJournal(settings.state_dir / "batches")
+    return None
+
+
 def build_worker(
     settings: Settings,
     clock: Clock,
@@ -107,7 +139,8 @@ def build_worker(
     catalog: Catalog | None = None,
 ) -> Worker:
     catalog = catalog or build_catalog(settings)
-    return Worker(
+    batches = build_batch_journal(settings)
+    worker = Worker(
         store,
         mailer,
         TemplateSource(store, clock, cache_seconds=settings.template_cache_seconds),
@@ -121,8 +154,11 @@ def build_worker(
             campaign_variables=catalog.variables,
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
-            batch_size=batch_size_for(_send_rate(settings)),
+            batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
             claim_ttl=settings.claim_ttl_seconds,
         ),
         unsubscribe=build_unsubscribe(settings),
+        batches=batches,
     )
+    worker.template_jobs = template_jobs(worker, store, catalog)
+    return worker

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from notion_queue import metrics
+from notion_queue.batch_journal import BatchJournal
 from notion_queue.clock import Clock
 from notion_queue.compose import Composer
 from notion_queue.errors import (
@@ -35,7 +36,8 @@ from notion_queue.errors import (
 from notion_queue.event_fields import FieldSpec
 from notion_queue.lease import Lease, account_probe_delay
 from notion_queue.logs import get_logger
-from notion_queue.mail.base import Mailer, OutgoingEmail
+from notion_queue.mail.base import BatchMailer, Mailer, OutgoingEmail, SendResult
+from notion_queue.mail.batch import Batch, batch_problem
 from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.pacing import Backoff
 from notion_queue.row_checks import not_sendable
@@ -48,6 +50,7 @@ from notion_queue.store.base import (
     RowQueue,
 )
 from notion_queue.suppression import SuppressionList
+from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
@@ -126,8 +129,11 @@ class Worker:
         unsubscribe: UnsubscribeTokens | None = None,
         backoff: Backoff | None = None,
         status_file: Path | None = None,
+        batches: BatchJournal | None = None,
     ) -> None:
         self.store = store
+        # Set (with a BatchMailer): rows go out up to 100 a request (see _send_batches).
+        self.batches = batches if isinstance(mailer, BatchMailer) else None
         self.mailer = mailer
         self.templates = templates
         self.clock = clock
@@ -148,6 +154,8 @@ class Worker:
         self._not_before: dict[str, datetime] = {}
         # Who claims rows on a store with row claims: unique per process, on any host.
         self.worker_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
+        self.template_jobs: tuple[TemplateJob, ...] = ()
 
     # the cycle
 
@@ -159,11 +167,15 @@ class Worker:
         row is sent with is seconds old: a marketer's pause or edit wins without a re-read of
         every row (re-reads would cost a Notion request per email)."""
         summary = CycleSummary()
+        for job in self.template_jobs:
+            job.run_once()  # paced by themselves (a Templates query at most each 30 s); never raise
         now = self.clock.now()
         horizon = now + timedelta(seconds=self.config.poll_interval)
         handled: set[str] = set()
         pool = ThreadPoolExecutor(self.config.concurrency) if self.config.concurrency > 1 else None
         try:
+            if self.batches is not None:
+                self._resend_pending(handled, summary)
             more = True
             while more and not self.stop_event.is_set():
                 batch, more = self._next_batch(horizon, now, handled, summary)
@@ -171,7 +183,9 @@ class Worker:
                     break
                 fetched_at = self.clock.monotonic()
                 handled.update(row.id for row in batch)
-                if pool is None:
+                if self.batches is not None:
+                    self._send_batches(self.batches, batch, fetched_at, summary)
+                elif pool is None:
                     for row in batch:
                         if self.stop_event.is_set():
                             break
@@ -265,6 +279,84 @@ class Worker:
     def stop(self) -> None:
         self.stop_event.set()
 
+    # batches (a BatchMailer and a store whose pending batches are kept: see batch_journal.py)
+
+    def _send_batches(
+        self, journal: BatchJournal, rows: list[QueueRow], fetched_at: float, summary: CycleSummary
+    ) -> None:
+        """The rows' checks as one at a time, then one request for every email Resend takes
+        in a batch; an email it would refuse goes alone, so it fails alone."""
+        items: list[tuple[QueueRow, OutgoingEmail]] = []
+        for row in rows:
+            try:
+                prepared = self._prepare(row, fetched_at)
+            except RetryableError as exc:
+                log.warning("row_deferred", row_id=row.id, sequence=row.sequence, reason=str(exc))
+                summary.add("retry")
+                continue
+            if isinstance(prepared, str):
+                summary.add(prepared)
+            elif batch_problem(prepared[1]) is not None:
+                summary.add(self._send(*prepared))
+            else:
+                items.append(prepared)
+        if items:
+            batch = Batch.of((row.id, email) for row, email in items)
+            journal.record(batch)
+            self._send_recorded(journal, batch, {row.id: row for row, _ in items}, summary)
+
+    def _resend_pending(self, handled: set[str], summary: CycleSummary) -> None:
+        """Batches a killed worker left: sent again exactly as they were, before anything new;
+        their rows go no other way while one is pending."""
+        assert self.batches is not None
+        for batch in self.batches.pending():
+            handled.update(batch.row_ids)
+            rows = {}
+            for row_id in batch.row_ids:
+                try:
+                    row = self.store.get_row(row_id)
+                except RowNotFound:
+                    continue
+                if row.status is not Status.SENT:  # marked before the worker was killed
+                    rows[row_id] = row
+            log.info("batch_resent", rows=len(batch.row_ids), key=batch.idempotency_key)
+            self._send_recorded(self.batches, batch, rows, summary)
+
+    def _send_recorded(
+        self,
+        journal: BatchJournal,
+        batch: Batch,
+        rows: dict[str, QueueRow],
+        summary: CycleSummary,
+    ) -> None:
+        assert isinstance(self.mailer, BatchMailer)
+        for _ in range(RATE_LIMIT_WAITS_PER_ROW):
+            try:
+                results = self.mailer.send_batch(batch.emails, batch.idempotency_key)
+                break
+            except RateLimited as exc:
+                self.clock.sleep(exc.retry_after or 1.0)
+            except (RetryableError, MaybeWritten) as exc:
+                # Kept as it is: the next cycle sends this very batch again, first.
+                log.warning("batch_deferred", rows=len(batch.row_ids), reason=str(exc))
+                summary.outcomes["retry"] = summary["retry"] + len(batch.row_ids)
+                return
+            except PermanentError as exc:
+                # Refused as a whole, so nothing in it went out: each row alone, for its verdict.
+                journal.done(batch)
+                log.warning("batch_refused", rows=len(batch.row_ids), reason=str(exc))
+                for row_id, email in zip(batch.row_ids, batch.emails, strict=True):
+                    if row_id in rows:
+                        summary.add(self._send(rows[row_id], email))
+                return
+        else:
+            summary.outcomes["retry"] = summary["retry"] + len(batch.row_ids)
+            return
+        for row_id, result in zip(batch.row_ids, results, strict=True):
+            if row_id in rows:
+                summary.add(self._mark_sent(rows[row_id], result, rows[row_id].attempts + 1))
+        journal.done(batch)
+
     # one row
 
     def process(self, row: QueueRow, fetched_at: float) -> Outcome:
@@ -277,6 +369,15 @@ class Worker:
             return "retry"
 
     def _process(self, row: QueueRow, fetched_at: float) -> Outcome:
+        prepared = self._prepare(row, fetched_at)
+        if isinstance(prepared, str):
+            return prepared
+        return self._send(*prepared)
+
+    def _prepare(
+        self, row: QueueRow, fetched_at: float
+    ) -> Outcome | tuple[QueueRow, OutgoingEmail]:
+        """The row (re-read when stale) and its email, or what became of a row not to send."""
         now = self.clock.now()
         not_before = self._not_before.get(row.id)
         if not_before is not None and now < not_before:
@@ -302,7 +403,7 @@ class Worker:
             email = self.composer.compose(row, self.templates.get(row.template_id))
         except PermanentError as exc:
             return self._fail(row, str(exc))
-        return self._send(row, email)
+        return row, email
 
     def _send(self, row: QueueRow, email: OutgoingEmail) -> Outcome:
         attempts = row.attempts + 1
@@ -318,6 +419,9 @@ class Worker:
                 return self._fail(row, str(exc), attempts=attempts)
         else:
             return self._retry_later(row, row.attempts, "mailer kept answering 429")
+        return self._mark_sent(row, result, attempts)
+
+    def _mark_sent(self, row: QueueRow, result: SendResult, attempts: int) -> Outcome:
         self._not_before.pop(row.id, None)
         now = self.clock.now()
         marked = change_status(

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Upsert the packaged email templates into the Templates database (Notion, or the SQLite queue
-on the embedded default), by Template ID. Re-running changes nothing."""
+on the embedded default), by Template ID, as page content: a marketer opens one and reads a
+document. Re-running changes nothing; a page a marketer edited is kept unless --force."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     private_umask()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="also overwrite template pages a marketer edited since they were seeded",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -35,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{index:>2}/{total}] {template_id}: {result}", flush=True)
 
     try:
-        counts = seed_templates(store, progress=progress)
+        counts = seed_templates(store, force=args.force, progress=progress)
     except NotionQueueError as exc:
         print(f"seed_templates: {exc}", file=sys.stderr)
         return 1
@@ -46,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"templates in {where}: {counts['created']} created, {counts['updated']} updated, "
-        f"{counts['unchanged']} unchanged"
+        f"{counts['unchanged']} unchanged, {counts['kept']} kept (edited in Notion; --force "
+        "overwrites them)"
     )
     return 0
 

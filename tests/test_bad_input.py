@@ -21,20 +21,21 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from notion_queue import cli
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
-from notion_queue.intake.handlers import HANDLERS
+from notion_queue.intake.handlers import build_handlers
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.models import Status, is_valid_email
+from notion_queue.sequences import load_catalog
 from notion_queue.settings import Settings
-from notion_queue.signatures import verify_resend_signature
 from notion_queue.store.base import QueueStore
+from notion_queue.web.app import create_app
+from notion_queue.web.signatures import verify_resend_signature
 from tests.conftest import WorkerFactory, new_row
 
-ROUTED = sorted(kind for kind, handler in HANDLERS.items() if handler.route)
+ROUTED = sorted(kind for kind, handler in build_handlers(load_catalog()).items() if handler.route)
 WEBSITE = ["christmas-signup", "christmas-assessment", "calendly-noshow", "postcall-maybe"]
 SIGNUP = {"email": "sarah@example.com", "first_name": "Sarah"}
 JSON = {"Content-Type": "application/json"}

@@ -23,6 +23,7 @@ def test_bench_runs_end_to_end_with_tiny_numbers(tmp_path: Path) -> None:
             "--lateness-poll=2",
             "--intake-rate=20",
             "--intake-seconds=1",
+            "--batch-rows=50",
             "--timeout=60",
             f"--out={out}",
         ]
@@ -38,10 +39,14 @@ def test_bench_runs_end_to_end_with_tiny_numbers(tmp_path: Path) -> None:
         "lateness",
         "intake",
         "rss",
+        "batch",
         "wall_seconds",
     } <= results.keys()
     assert results["requests_per_email"]["emails_sent"] == 5
     assert {"notion_queue", "baseline"} <= results["drain"].keys()
     assert {"empty", "full"} <= results["idle_poll"].keys()
+    batch = results["batch"]
+    assert batch["sent"] == batch["distinct_addresses"] == 50  # each row once, 100 a request
+    assert batch["resend_requests"] == 1
     markdown = (out / "results.md").read_text()
     assert "| metric | notion-queue | baseline | target | ratio/verdict |" in markdown

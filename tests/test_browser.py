@@ -1,5 +1,5 @@
 """Pages a person opens, in a real browser (Debian's Chromium driven by Playwright): the outbox
-viewer, and an email's unsubscribe link, confirm button included."""
+viewer, an email's unsubscribe link, confirm button included, and the queue page."""
 
 from __future__ import annotations
 
@@ -78,3 +78,61 @@ def test_outbox_viewer_and_unsubscribe_in_a_browser(tmp_path: Path) -> None:
         unsubscribed = db.execute("SELECT unsubscribed FROM contacts").fetchone()
     assert statuses == {"sent", "cancelled"}
     assert unsubscribed == (1,)
+
+
+def test_queue_page_in_a_browser(tmp_path: Path) -> None:
+    """Sign in, filter, open a row and see its email, pause and resume it: on the SQLite default."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    admin_token = "browser-test-admin-token-0123456789"
+    env = base_env(tmp_path, PORT=str(port), ADMIN_TOKEN=admin_token)
+    for url, _ in _run_server(env, port, tmp_path):
+        for email in ("sarah@example.com", "tom@example.com"):
+            signup = {"email": email, "first_name": email.split("@")[0].title()}
+            assert httpx.post(f"{url}/webhook/christmas-signup", json=signup).status_code == 202
+        wait_until(lambda url=url: httpx.get(f"{url}/readyz").json()["journal_backlog"] == 0)
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            page = browser.new_page()
+
+            page.goto(f"{url}/queue")
+            assert page.inner_text("h1") == "Sign in"
+            page.fill("input[name=token]", "wrong")
+            page.click("button:has-text('Sign in')")
+            assert "not the admin token" in page.inner_text("body")
+            page.fill("input[name=token]", admin_token)
+            page.click("button:has-text('Sign in')")
+            page.wait_for_selector("text=Email Queue")
+            assert page.url == f"{url}/queue"  # the token is in no URL
+            assert page.locator("tr:has-text('@example.com')").count() == 10
+
+            page.fill("input[name=email]", "sarah@example.com")
+            page.click("button:has-text('Filter')")
+            rows = page.locator("tr:has-text('sarah@example.com')")
+            assert rows.count() == 5
+            assert page.locator("tr:has-text('tom@example.com')").count() == 0
+
+            rows.first.locator("button:has-text('Pause')").click()
+            page.wait_for_selector("td.status:has-text('paused')")
+            assert "email=sarah%40example.com" in page.url  # back to the same filtered list
+            assert page.locator("td.status:has-text('queued')").count() == 4  # filter kept
+
+            page.select_option("select[name=status]", "paused")
+            page.click("button:has-text('Filter')")
+            page.click("a:has-text('lead_nurture_email_1')")
+            frame = page.frame_locator("iframe")
+            assert "Hi Sarah," in frame.locator("body").inner_text()
+            assert "Unsubscribe" in page.inner_text("pre")
+            page.click("button:has-text('Resume')")
+            page.wait_for_selector("td:has-text('queued')")
+
+            page.goto(f"{url}/queue")
+            page.click("button:has-text('Sign out')")
+            assert page.inner_text("h1") == "Sign in"
+            browser.close()
+
+    with sqlite3.connect(tmp_path / "queue.sqlite3") as db:
+        statuses = {s for (s,) in db.execute("SELECT status FROM email_queue")}
+    assert statuses == {"queued"}

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
@@ -21,6 +20,7 @@ from notion_queue.models import ContactData, Status
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.app import create_app
 from tests.conftest import T0, WorkerFactory, new_row
 
 RESEND_SECRET = "whsec_" + base64.b64encode(b"resend-webhook-secret-32-bytes!!").decode()

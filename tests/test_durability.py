@@ -15,19 +15,19 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.errors import AccountError, ConfigError, CorruptFile
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.pacing import Backoff
-from notion_queue.readiness import STALL_SECONDS
 from notion_queue.sequences import Catalog
 from notion_queue.settings import Settings
 from notion_queue.store.notion import NotionStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.app import create_app
+from notion_queue.web.readiness import STALL_SECONDS
 from notion_queue.worker import Worker
 from tests.conftest import (
     NOTION_TOKEN,
@@ -295,7 +295,7 @@ def test_a_workers_database_not_found_stops_the_worker_naming_its_setting(
     worker, waits = worker_for(make_worker, store, tmp_path, clock)
 
     with pytest.raises(ConfigError, match=r"NOTION_WORKERS_DB_ID: database 0+ not found"):
-        worker.hold_queue()
+        worker.lease.hold()
     assert waits == []
 
 

@@ -16,7 +16,6 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.errors import ConfigError
 from notion_queue.intake.drainer import Drainer
@@ -31,6 +30,7 @@ from notion_queue.settings import Settings
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.template_check import check_templates
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.web.app import create_app
 from notion_queue.wiring import build_catalog
 from tests.conftest import T0, WorkerFactory, new_row
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from notion_queue.app import create_app
 from notion_queue.cli import cmd_resume
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
@@ -22,6 +21,7 @@ from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.samples import ASSESSMENT, NOSHOW, ONBOARDING, POSTCALL_MAYBE, SIGNUP
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
+from notion_queue.web.app import create_app
 from tests.conftest import T0
 
 CALCOM_SECRET = "calcom-test-secret"

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal, JournalEntry
@@ -19,6 +18,7 @@ from notion_queue.intake.processor import Applied
 from notion_queue.models import Status
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
+from notion_queue.web.app import create_app
 from tests.conftest import T0
 
 SIGNUP = {"email": "sarah@example.com", "first_name": "Sarah"}

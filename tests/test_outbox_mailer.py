@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from notion_queue.clock import FakeClock
 from notion_queue.mail.base import OutgoingEmail
 from notion_queue.mail.outbox import OutboxMailer
-from notion_queue.outbox_viewer import outbox_routes
+from notion_queue.web.outbox_viewer import outbox_routes
 
 
 class Killed(BaseException):

@@ -15,16 +15,16 @@ from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from notion_queue import entry
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.errors import ConfigError
 from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.models import Status
 from notion_queue.production import production_problems
-from notion_queue.rate_limit import RateLimiter
 from notion_queue.settings import Settings, load_settings
 from notion_queue.store.base import QueueStore
+from notion_queue.web.app import create_app
+from notion_queue.web.rate_limit import RateLimiter
 from tests.conftest import new_row
 from tests.test_compliance import resend_event
 

@@ -14,10 +14,10 @@ import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.journal import Journal
 from notion_queue.settings import Settings
+from notion_queue.web.app import create_app
 
 SECRET = "website-webhook-secret-for-tests"
 SIGNUP = "/webhook/christmas-signup"

@@ -208,9 +208,9 @@ def test_sending_paused_by_the_account_shows_in_readyz_and_clears_when_it_works(
 ) -> None:
     from starlette.testclient import TestClient
 
-    from notion_queue.app import create_app
     from notion_queue.intake.journal import Journal
     from notion_queue.settings import Settings
+    from notion_queue.web.app import create_app
 
     store.add_row(new_row())
     saved = (resend.api_key, resend.api_url, resend.default_http_client)

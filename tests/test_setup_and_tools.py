@@ -212,8 +212,8 @@ def test_seeding_templates_is_idempotent_and_shows_progress(clock: FakeClock) ->
     second = seed_templates(world.store)
 
     total = len(load_packaged_templates())
-    assert first == {"created": total, "updated": 0, "unchanged": 0}
-    assert second == {"created": 0, "updated": 0, "unchanged": total}
+    assert first == {"created": total, "updated": 0, "unchanged": 0, "kept": 0}
+    assert second == {"created": 0, "updated": 0, "unchanged": total, "kept": 0}
     assert seen[0].startswith(f"1/{total} ") and seen[-1].startswith(f"{total}/{total} ")
 
 
@@ -333,7 +333,8 @@ def test_cli_preview_renders_a_template(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Store: SQLite queue ")
     assert result.stdout.splitlines()[1] == "Subject: Your results are in, Sarah"
-    assert "<p>Hi Sarah,</p>" in (tmp_path / "p.html").read_text()
+    # The packaged templates are documents: the page body's layout, inline styles.
+    assert '<p style="margin:0 0 16px">Hi Sarah,</p>' in (tmp_path / "p.html").read_text()
 
 
 def test_setup_script_needs_a_token(tmp_path: Path) -> None:

@@ -27,10 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
-from notion_queue.intake.handlers import HANDLERS
+from notion_queue.intake.handlers import build_handlers
 from notion_queue.intake.journal import Journal, JournalEntry
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.processor import IntakeProcessor
@@ -39,9 +38,10 @@ from notion_queue.settings import Settings
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import load_packaged_templates
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.app import create_app
 from tests.conftest import T0
 
-ROUTED = sorted(kind for kind, handler in HANDLERS.items() if handler.route)
+ROUTED = sorted(kind for kind, handler in build_handlers(load_catalog()).items() if handler.route)
 EXAMPLES = settings(
     max_examples=60,
     deadline=None,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from notion_queue.app import create_app
 from notion_queue.clock import FakeClock
 from notion_queue.intake.journal import Journal
 from notion_queue.settings import Settings
+from notion_queue.web.app import create_app
 from notion_queue.worker_status import StatusFile, status_path
 
 

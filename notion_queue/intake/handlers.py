@@ -1,22 +1,31 @@
-"""Each webhook: its payload model, how it is signed, its event key (idempotency) and its Plan.
+"""Each webhook: its payload model, how it is signed, its event key (idempotency) and its Plan;
+and the registry of them all, built from the catalog (`build_handlers`).
 
 A Plan says which sequences start, which are cancelled (exit rules) and which move (a
-rescheduled meeting). The catalog says what each sequence's rows are.
+rescheduled meeting). The catalog decides all three (intake/exit_rules.py reads it); code here
+only parses the providers' payloads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from notion_queue.event_fields import TakenFields, take_fields
+from notion_queue.intake.exit_rules import (
+    EventTimes,
+    anchors_for,
+    meeting_held,
+    meeting_moved,
+    meeting_sequences,
+    run_trigger,
+)
 from notion_queue.intake.payloads import (
     CalcomWebhook,
     CalendlyWebhook,
@@ -24,18 +33,13 @@ from notion_queue.intake.payloads import (
     UnsubscribeRequest,
     WebsiteLead,
     first_name_from,
-    parse_time,
 )
-from notion_queue.intake.plans import (
-    ALL_SEQUENCES,
-    CancelSequences,
-    MoveSequence,
-    Plan,
-    StartSequence,
-)
+from notion_queue.intake.plans import ALL_SEQUENCES, CancelSequences, Plan, event_variables
+from notion_queue.intake.website import meeting_time_text, plan_website
 from notion_queue.logs import get_logger
 from notion_queue.models import ContactData, Delivery, utc_text
 from notion_queue.sequences import Catalog
+from notion_queue.triggers import BOOKING, BOOKING_CANCELLED, NO_SHOW, NO_SHOW_REMOVED, Trigger
 
 log = get_logger(__name__)
 
@@ -65,182 +69,9 @@ class Handler:
         return self.ignore(payload) if self.ignore is not None else None
 
 
-def meeting_time_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%A %d %B, %H:%M UTC").replace(" 0", " ")
-
-
-# The website's endpoints
-
-ASSESSMENT_FIELDS = (
-    "assessment_score",
-    "overall_score",
-    "red_systems",
-    "orange_systems",
-    "yellow_systems",
-    "green_systems",
-    "gps_score",
-    "money_score",
-    "weakest_system_1",
-    "weakest_system_2",
-    "strongest_system",
-    "revenue_leak_total",
-)
-
-TIPS = {
-    "GPS": "Write down the three numbers that tell you if this week went well, and check them every Monday.",
-    "MONEY": "Look at last month's bank statement and circle every charge you would not sign up for today.",
-    "FUEL": "Ask your last ten happy clients where they heard of you, and do more of that.",
-    "CABIN": "Write a one-page checklist for the task you redo most often, so anyone can do it.",
-}
-
-
-# What the website's payload model reads itself: neither template variables nor ignored.
-LEAD_HANDLED = ("email", "name", "last_name", "email_1_sent_at")
-
-
-def lead_fields(lead: WebsiteLead, catalog: Catalog) -> TakenFields:
-    """The lead's declared fields, typed (ValueError naming a field that does not fit)."""
-    data = lead.model_dump()
-    data["first_name"] = first_name_from(lead.first_name, lead.name)
-    return take_fields(data, catalog.fields, handled=LEAD_HANDLED)
-
-
-def _lead_contact(lead: WebsiteLead, values: dict[str, Any], kind: str) -> ContactData:
-    assessment = {k: values[k] for k in ASSESSMENT_FIELDS if k in values}
-    score = values.get("assessment_score", values.get("overall_score"))
-    return ContactData(
-        email=lead.email,
-        first_name=values.get("first_name"),
-        last_name=lead.last_name,
-        business_name=values.get("business_name"),
-        assessment_score=float(score) if isinstance(score, int | float) else None,
-        assessment_data=assessment or None,
-        segment=_segment(values),
-        last_event=kind,
-    )
-
-
-def _segment(fields: dict[str, Any]) -> str | None:
-    """The seeds' segments: CRITICAL (2+ red systems), URGENT (any red or orange), OPTIMIZE."""
-    red, orange = fields.get("red_systems"), fields.get("orange_systems")
-    if not isinstance(red, int) and not isinstance(orange, int):
-        return None
-    if isinstance(red, int) and red >= 2:
-        return "CRITICAL"
-    if (isinstance(red, int) and red >= 1) or (isinstance(orange, int) and orange >= 1):
-        return "URGENT"
-    return "OPTIMIZE"
-
-
-def lead_variables(values: dict[str, Any]) -> dict[str, Any]:
-    """Declared, validated fields plus the derived names the seed templates use."""
-    variables = dict(values)
-    weakest = variables.get("weakest_system_1")
-    if isinstance(weakest, str) and weakest:
-        variables.setdefault("WeakestSystem1", weakest)
-        tip = TIPS.get(weakest.upper())
-        if tip:
-            variables.setdefault("personalized_tip_1", tip)
-    leak = variables.get("revenue_leak_total")
-    if isinstance(leak, int | float):
-        variables.setdefault("TotalRevenueLeak_K", f"{leak / 1000:.1f}".rstrip("0").rstrip("."))
-    if isinstance(variables.get("assessment_score"), int | float):
-        variables.setdefault("overall_score", variables["assessment_score"])
-    for field in ("scheduled_time", "call_date", "diagnostic_call_date"):
-        value = variables.get(field)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                variables[field] = meeting_time_text(parse_time(value))
-    if "scheduled_time" in variables:
-        variables.setdefault("diagnostic_call_date", variables["scheduled_time"])
-    return variables
-
-
-def event_variables(variables: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
-    """What a row stores: never a campaign variable (those are the business's, not the event's)."""
-    return {
-        k: v for k, v in variables.items() if k not in catalog.variables and v not in (None, "")
-    }
-
-
-def _lead_plan(
-    lead: WebsiteLead,
-    catalog: Catalog,
-    kind: str,
-    sequence: str,
-    anchor: datetime,
-    cancels: tuple[CancelSequences, ...] = (),
-) -> Plan:
-    taken = lead_fields(lead, catalog)
-    variables = event_variables(lead_variables(taken.values), catalog)
-    start = StartSequence(
-        sequence=sequence,
-        anchor=anchor,
-        first_name=str(variables.get("first_name", "")),
-        variables=variables,
-    )
-    return Plan(
-        email=lead.email,
-        contact=_lead_contact(lead, taken.values, kind),
-        starts=(start,),
-        cancels=cancels,
-        ignored_fields=taken.ignored,
-    )
-
-
-def anchor_from(value: object, fallback: datetime, field: str) -> datetime:
-    """A time from the payload, or when the event arrived (with a warning) when it is absent."""
-    if value in (None, ""):
-        log.warning("anchor_missing", field=field, fallback=fallback.isoformat())
-        return fallback
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise ValueError(f"{field}: {exc}") from None
-
-
-def plan_signup(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
-    return _lead_plan(lead, catalog, "christmas-signup", "lead_nurture", received_at)
-
-
-def plan_assessment(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
-    sent_at = anchor_from(lead.extras().get("email_1_sent_at"), received_at, "email_1_sent_at")
-    return _lead_plan(
-        lead,
-        catalog,
-        "christmas-assessment",
-        "five_day",
-        sent_at,
-        cancels=(
-            CancelSequences(("lead_nurture",), f"assessment completed {utc_text(received_at)}"),
-        ),
-    )
-
-
-def plan_noshow(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
-    return _lead_plan(lead, catalog, "calendly-noshow", "noshow_recovery", received_at)
-
-
-def plan_postcall_maybe(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
-    return _lead_plan(lead, catalog, "postcall-maybe", "postcall_maybe", received_at)
-
-
-def plan_onboarding(lead: WebsiteLead, received_at: datetime, catalog: Catalog) -> Plan:
-    return _lead_plan(
-        lead,
-        catalog,
-        "onboarding-start",
-        "onboarding",
-        received_at,
-        cancels=(
-            CancelSequences(("postcall_maybe",), f"onboarding started {utc_text(received_at)}"),
-        ),
-    )
-
-
-# Cal.com
-
-BOOKING_CANCELS = ("five_day", "noshow_recovery")
+# Cal.com and Calendly: their payloads and signatures are code; what their events start and
+# cancel is the catalog's [triggers.booking], [triggers.booking_cancelled], [triggers.no_show]
+# and [triggers.no_show_removed] (see intake/exit_rules.py).
 
 
 def meeting_link(url: object, catalog: Catalog) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -260,14 +91,66 @@ def meeting_link(url: object, catalog: Catalog) -> tuple[dict[str, Any], tuple[s
         return {}, (f"meeting_url {exc}",)
 
 
-def _booking_start(
-    catalog: Catalog, first_name: str, start: datetime, extra: dict[str, Any]
-) -> tuple[StartSequence, CancelSequences]:
-    variables = {"first_name": first_name, "meeting_time": meeting_time_text(start), **extra}
-    variables = event_variables(variables, catalog)
-    return (
-        StartSequence("precall_prep", start, first_name=first_name, variables=variables),
-        CancelSequences(BOOKING_CANCELS, f"call booked for {utc_text(start)}"),
+def _provider_plan(
+    name: str,
+    catalog: Catalog,
+    email: str,
+    contact: ContactData,
+    times: EventTimes,
+    variables: dict[str, Any],
+    reason: str,
+    dropped: tuple[str, ...] = (),
+) -> Plan:
+    """What the catalog's provider trigger `name` starts and cancels for this event."""
+    trigger = catalog.trigger(name)
+    first_name = str(variables.get("first_name", ""))
+    starts, cancels = run_trigger(
+        trigger,
+        catalog,
+        times,
+        anchors_for(trigger, catalog, times),
+        first_name=first_name,
+        variables=event_variables(variables, catalog),
+        reason=reason,
+    )
+    return Plan(email, contact, starts=starts, cancels=cancels, dropped_fields=dropped)
+
+
+def _booking_plan(
+    catalog: Catalog,
+    email: str,
+    contact: ContactData,
+    received_at: datetime,
+    start: datetime,
+    first_name: str,
+    link: dict[str, Any],
+    dropped: tuple[str, ...],
+    *,
+    reschedule: bool,
+) -> Plan:
+    """A booking starts [triggers.booking]; a reschedule moves the meeting's own sequences
+    (starting them afresh if it finds none of their rows) and ends nothing."""
+    times = EventTimes(received_at, meeting_start=start)
+    variables = {"first_name": first_name, "meeting_time": meeting_time_text(start), **link}
+    if not reschedule:
+        reason = f"call booked for {utc_text(start)}"
+        return _provider_plan(BOOKING, catalog, email, contact, times, variables, reason, dropped)
+    meeting = Trigger(BOOKING, starts=meeting_sequences(catalog))
+    starts, _ = run_trigger(
+        meeting,
+        catalog,
+        times,
+        anchors_for(meeting, catalog, times),
+        first_name=str(variables.get("first_name", "")),
+        variables=event_variables(variables, catalog),
+        reason="",
+    )
+    return Plan(
+        email,
+        contact,
+        moves=meeting_moved(catalog, start),
+        starts=starts,
+        dropped_fields=dropped,
     )
 
 
@@ -299,33 +182,30 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime, catalog: Catalog) ->
     if hook.triggerEvent == "BOOKING_CANCELLED":
         if booking.requestReschedule:
             # The host asked to rebook: not final. The reminders wait (paused) for the new time.
-            hold = CancelSequences(
-                ("precall_prep",), "the host asked to reschedule the call", hold=True
-            )
-            return Plan(person.email, contact, cancels=(hold,))
+            hold = meeting_held(catalog, "the host asked to reschedule the call")
+            return Plan(person.email, contact, cancels=hold)
         reason = "call cancelled" + (
             f" ({booking.cancellationReason})" if booking.cancellationReason else ""
         )
-        return Plan(person.email, contact, cancels=(CancelSequences(("precall_prep",), reason),))
+        times = EventTimes(received_at)
+        variables = {"first_name": first}
+        return _provider_plan(
+            BOOKING_CANCELLED, catalog, person.email, contact, times, variables, reason
+        )
     if booking.startTime is None:
         raise ValueError("payload.startTime is required")
     link, dropped = meeting_link((booking.metadata or {}).get("videoCallUrl"), catalog)
-    start, cancel = _booking_start(catalog, first, booking.startTime, link)
-    if _calcom_is_reschedule(hook):
-        return Plan(
-            person.email,
-            contact,
-            moves=(
-                MoveSequence(
-                    "precall_prep",
-                    booking.startTime,
-                    f"call moved to {utc_text(booking.startTime)}",
-                ),
-            ),
-            starts=(start,),
-            dropped_fields=dropped,
-        )
-    return Plan(person.email, contact, starts=(start,), cancels=(cancel,), dropped_fields=dropped)
+    return _booking_plan(
+        catalog,
+        person.email,
+        contact,
+        received_at,
+        booking.startTime,
+        first,
+        link,
+        dropped,
+        reschedule=_calcom_is_reschedule(hook),
+    )
 
 
 def calcom_key(hook: CalcomWebhook, headers: Mapping[str, str]) -> str:
@@ -360,43 +240,40 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog
         meeting_time=event.start_time if event and hook.event == "invitee.created" else None,
         last_event=f"calendly:{hook.event}",
     )
+    times = EventTimes(received_at)
+    variables: dict[str, Any] = {"first_name": first}
     if hook.event == "invitee.created":
         if event is None:
             raise ValueError("payload.scheduled_event is required")
         link, dropped = meeting_link((event.location or {}).get("join_url"), catalog)
-        start, cancel = _booking_start(catalog, first, event.start_time, link)
-        if invitee.old_invitee:
-            move = MoveSequence(
-                "precall_prep", event.start_time, f"call moved to {utc_text(event.start_time)}"
-            )
-            return Plan(
-                invitee.email, contact, moves=(move,), starts=(start,), dropped_fields=dropped
-            )
-        return Plan(
-            invitee.email, contact, starts=(start,), cancels=(cancel,), dropped_fields=dropped
+        return _booking_plan(
+            catalog,
+            invitee.email,
+            contact,
+            received_at,
+            event.start_time,
+            first,
+            link,
+            dropped,
+            reschedule=bool(invitee.old_invitee),
         )
     if hook.event == "invitee.canceled":
         reason = "call cancelled"
         why = (invitee.cancellation or {}).get("reason")
         if why:
             reason += f" ({why})"
-        return Plan(invitee.email, contact, cancels=(CancelSequences(("precall_prep",), reason),))
+        return _provider_plan(
+            BOOKING_CANCELLED, catalog, invitee.email, contact, times, variables, reason
+        )
     if hook.event == "invitee_no_show.created":
-        variables: dict[str, Any] = {"first_name": first}
         if event is not None:
             variables["diagnostic_call_date"] = meeting_time_text(event.start_time)
-        start = StartSequence(
-            "noshow_recovery",
-            received_at,
-            first_name=first,
-            variables=event_variables(variables, catalog),
-        )
-        return Plan(invitee.email, contact, starts=(start,))
+        reason = "no-show marked in Calendly"
+        return _provider_plan(NO_SHOW, catalog, invitee.email, contact, times, variables, reason)
     # invitee_no_show.deleted: the no-show mark was a mistake
-    return Plan(
-        invitee.email,
-        contact,
-        cancels=(CancelSequences(("noshow_recovery",), "no-show mark removed in Calendly"),),
+    reason = "no-show mark removed in Calendly"
+    return _provider_plan(
+        NO_SHOW_REMOVED, catalog, invitee.email, contact, times, variables, reason
     )
 
 
@@ -481,20 +358,33 @@ def resend_key(event: ResendEvent, headers: Mapping[str, str]) -> str:
     return headers.get("svix-id") or f"{event.type}:{event.data.email_id}"
 
 
-HANDLERS: dict[str, Handler] = {
-    "christmas-signup": Handler("christmas-signup", WebsiteLead, plan_signup),
-    "christmas-assessment": Handler("christmas-assessment", WebsiteLead, plan_assessment),
-    "calendly-noshow": Handler("calendly-noshow", WebsiteLead, plan_noshow),
-    "postcall-maybe": Handler("postcall-maybe", WebsiteLead, plan_postcall_maybe),
-    "onboarding-start": Handler("onboarding-start", WebsiteLead, plan_onboarding),
-    "calcom-booking": Handler(
-        "calcom-booking", CalcomWebhook, plan_calcom, "calcom", calcom_key, calcom_ignore
-    ),
-    "calendly": Handler(
-        "calendly", CalendlyWebhook, plan_calendly, "calendly", calendly_key, calendly_ignore
-    ),
-    "resend": Handler("resend", ResendEvent, plan_resend, "resend", resend_key, resend_ignore),
-    "unsubscribe": Handler(
-        "unsubscribe", UnsubscribeRequest, plan_unsubscribe, "none", unsubscribe_key, route=False
-    ),
-}
+def provider_handlers() -> dict[str, Handler]:
+    """The endpoints that are code: their payloads and signatures are the providers'."""
+    return {
+        "calcom-booking": Handler(
+            "calcom-booking", CalcomWebhook, plan_calcom, "calcom", calcom_key, calcom_ignore
+        ),
+        "calendly": Handler(
+            "calendly", CalendlyWebhook, plan_calendly, "calendly", calendly_key, calendly_ignore
+        ),
+        "resend": Handler("resend", ResendEvent, plan_resend, "resend", resend_key, resend_ignore),
+        "unsubscribe": Handler(
+            "unsubscribe",
+            UnsubscribeRequest,
+            plan_unsubscribe,
+            "none",
+            unsubscribe_key,
+            route=False,
+        ),
+    }
+
+
+def build_handlers(catalog: Catalog) -> dict[str, Handler]:
+    """Every event kind the server takes and the drainer applies: one website endpoint per
+    trigger of the catalog (the kind is the trigger's name), then the providers'."""
+    handlers = {
+        trigger.name: Handler(trigger.name, WebsiteLead, partial(plan_website, trigger))
+        for trigger in catalog.website_triggers()
+    }
+    handlers.update(provider_handlers())
+    return handlers

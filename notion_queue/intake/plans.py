@@ -56,6 +56,13 @@ class Plan:
     dropped_fields: tuple[str, ...] = ()  # declared but left out, and why (never the value)
 
 
+def event_variables(variables: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """What a row stores: never a campaign variable (those are the business's, not the event's)."""
+    return {
+        k: v for k, v in variables.items() if k not in catalog.variables and v not in (None, "")
+    }
+
+
 def dedupe_key(event_key: str, sequence: str, step_number: int) -> str:
     return f"{event_key}/{sequence}/{step_number}"
 

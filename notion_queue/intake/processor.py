@@ -16,7 +16,7 @@ from typing import Protocol
 
 from notion_queue.clock import Clock
 from notion_queue.errors import MaybeWritten, RetryableError
-from notion_queue.intake.handlers import HANDLERS
+from notion_queue.intake.handlers import build_handlers
 from notion_queue.intake.journal import JournalEntry
 from notion_queue.intake.plans import (
     ALL_SEQUENCES,
@@ -81,9 +81,15 @@ class IntakeProcessor:
         self.catalog = catalog
         self.clock = clock
         self.testing_mode = testing_mode
+        self.handlers = build_handlers(catalog)
 
     def plan(self, entry: JournalEntry) -> Plan:
-        handler = HANDLERS[entry.kind]
+        handler = self.handlers.get(entry.kind)
+        if handler is None:  # journaled before the catalog changed: it can never be applied
+            raise ValueError(
+                f"no trigger {entry.kind!r} in the catalog (it was removed after this event "
+                "was accepted); post the event again to another trigger if it still matters"
+            )
         payload = handler.model.model_validate(entry.payload)
         return handler.plan(payload, entry.received_at, self.catalog)
 

@@ -1,9 +1,11 @@
-"""The Mailer port: send one message, carrying an idempotency key."""
+"""The Mailer port: send one message, carrying an idempotency key; a BatchMailer also sends
+many at once under one key (Resend's batch API; see mail/batch.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,12 @@ class Mailer(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchMailer(Mailer, Protocol):
+    def send_batch(self, emails: Sequence[OutgoingEmail], idempotency_key: str) -> list[SendResult]:
+        """Send these emails in one request, once per `idempotency_key` (which names exactly
+        this set: the same key again answers the first ids, in the same order, and sends
+        nothing). All or nothing: raises as `send` does, for the batch as a whole."""
+        ...

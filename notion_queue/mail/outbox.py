@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -27,11 +28,13 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from notion_queue.clock import Clock
+from notion_queue.errors import PermanentError
 from notion_queue.mail.base import OutgoingEmail, SendResult
 from notion_queue.private_files import private_dir
 from notion_queue.render import one_line
 
 LEGACY_KEYS = ".idempotency"  # where earlier versions recorded the keys they had sent
+BATCH_KEYS = ".batches"  # each batch key, with the email keys of the set it names
 
 
 class OutboxMailer:
@@ -53,6 +56,19 @@ class OutboxMailer:
             # Another thread got there first; its message is complete once it has the name.
             return SendResult(_sent_id(path) or outbox_id, replayed=True)
         return SendResult(outbox_id)
+
+    def send_batch(self, emails: Sequence[OutgoingEmail], idempotency_key: str) -> list[SendResult]:
+        """One file per email, each exactly once by its own key as `send`; the batch key is
+        recorded with the set it names, and refused with another set, as Resend does (409
+        invalid_idempotent_request), so a caller that regroups a batch finds out here too."""
+        keys = "\n".join(email.idempotency_key for email in emails).encode()
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+        record = private_dir(self.folder / BATCH_KEYS) / digest
+        if not _create_once(record, keys, self.clock.now()) and record.read_bytes() != keys:
+            raise PermanentError(
+                "Same idempotency key used with a different request payload (another batch)"
+            )
+        return [self.send(email) for email in emails]
 
     def _legacy_sent_id(self, digest: str) -> str | None:
         key_file = self.folder / LEGACY_KEYS / digest

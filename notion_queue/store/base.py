@@ -30,7 +30,8 @@ from notion_queue.models import (
     Template,
 )
 
-UpsertResult = Literal["created", "updated", "unchanged"]
+# "kept": a template page a marketer edited since it was seeded, left as it is (seeding)
+UpsertResult = Literal["created", "updated", "unchanged", "kept"]
 
 
 class RowNotFound(LookupError):
@@ -94,7 +95,15 @@ class TemplateStore(Protocol):
         """Every template by Template ID, in one read (a Notion query returns 100 a page)."""
         ...
 
-    def upsert_template(self, template: Template) -> UpsertResult: ...
+    def page_body(self, template_id: str) -> str:
+        """The page body (JSON blocks) of a template all_templates answered without one: Notion
+        reads a page only when it changed since it was last read. "" when there is none."""
+        ...
+
+    def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
+        """By Template ID. A page body a marketer edited since it was seeded is "kept" unless
+        `force`."""
+        ...
 
 
 class OutcomeLog(Protocol):

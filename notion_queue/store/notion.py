@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Collection, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +23,15 @@ from notion_queue.errors import (
     NotionQueueError,
     PermanentError,
 )
+from notion_queue.html_blocks import body_hash
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
 from notion_queue.store import notion_schema as s
 from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway, unshared
 from notion_queue.store.notion_lease import NotionLease
+from notion_queue.store.notion_pages import PageBodies
+from notion_queue.store.notion_template_desk import NotionTemplateDesk
 
 PAGE_SIZE = 100
 # A start-up look-up fails fast: its caller (the drainer, the worker's start) waits with its own
@@ -63,6 +67,9 @@ class NotionStore:
         self._resolving = threading.Lock()
         self._contacts: dict[str, Contact] = {}
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
+        self._bodies = PageBodies(gateway)
+        self._template_pages: dict[str, dict[str, Any]] = {}  # Template ID → its last read page
+        self.template_desk = NotionTemplateDesk(gateway, lambda: self.templates_ds)
 
     @property
     def clock(self) -> Clock:
@@ -224,6 +231,17 @@ class NotionStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return self._query_rows(sorts=[{"timestamp": "created_time", "direction": "ascending"}])
 
+    def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
+        """The report's read: sent rows only (Sent At on or after `since`), 100 a request."""
+        condition: dict[str, Any] = {"property": s.STATUS, "select": {"equals": Status.SENT.value}}
+        if since is not None:
+            condition = {
+                "and": [condition, {"property": s.SENT_AT, "date": {"on_or_after": s.iso(since)}}]
+            }
+        return self._query_rows(
+            filter=condition, sorts=[{"property": s.SENT_AT, "direction": "ascending"}]
+        )
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
@@ -332,18 +350,29 @@ class NotionStore:
     # templates
 
     def all_templates(self) -> dict[str, Template]:
-        """One query for the whole Templates database (the worker's cache refresh). Where a
-        Template ID is on two rows, the older row wins, as in upsert_template."""
+        """One query for the whole Templates database (the worker's cache refresh). A page body
+        is not read here but by page_body, for a template that is used. Where a Template ID is
+        on two rows, the older row wins, as in upsert_template."""
         templates: dict[str, Template] = {}
+        pages: dict[str, dict[str, Any]] = {}
         for page in self._query(
             self.templates_ds,
             "query_templates",
             sorts=[{"timestamp": "created_time", "direction": "ascending"}],
         ):
             template = s.page_to_template(page)
-            if template.template_id:
-                templates.setdefault(template.template_id, template)
+            if not template.template_id or template.template_id in templates:
+                continue
+            templates[template.template_id] = template
+            pages[template.template_id] = page
+        self._template_pages = pages
         return templates
+
+    def page_body(self, template_id: str) -> str:
+        """Read only when the page's last_edited_time (from the last all_templates) changed
+        since it was last read (store/notion_pages.py)."""
+        page = self._template_pages.get(template_id)
+        return self._bodies.body(page) if page is not None else ""
 
     def _template_page(self, template_id: str) -> dict[str, Any] | None:
         for page in self._query(
@@ -356,15 +385,41 @@ class NotionStore:
             return page
         return None
 
-    def upsert_template(self, template: Template) -> UpsertResult:
+    def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
+        """A template with a page body (`blocks`) is written as the page's content, with its
+        Seeded Hash; a page whose content no longer matches the hash it was seeded with was
+        edited by a marketer and is kept unless `force`."""
         page = self._template_page(template.template_id)
-        props = s.template_properties(template)
+        blocks: list[dict[str, Any]] = json.loads(template.blocks) if template.blocks else []
+        seeded = body_hash(template.subject, template.text, blocks) if blocks else None
+        props = s.template_properties(replace(template, blocks=""), seeded)
         if page is None:
-            self.gateway.create_page(self.templates_ds, props, call="create_template")
+            created = self.gateway.create_page(
+                self.templates_ds, props, call="create_template", children=blocks[:100]
+            )
+            if len(blocks) > 100:
+                page_id = created.get("id") or created["committed_resource_id"]
+                self._bodies.append(str(page_id), blocks[100:])
             return "created"
-        if s.page_to_template(page) == template:
+        current = s.page_to_template(page)
+        if seeded is None:  # an HTML template, as before page bodies
+            if current == template:
+                return "unchanged"
+            self.gateway.update_page(page["id"], props, call="update_template")
+            return "updated"
+        stored = s.read_text(page.get("properties", {}).get("Seeded Hash"))
+        if stored == seeded and not force:
+            return "unchanged"
+        body = self._bodies.read(page["id"])
+        now = body_hash(current.subject, current.text, body)
+        if (current.html.strip() or now != stored) and not force:
+            return "kept"
+        if now == seeded and not current.html.strip() and current.active == template.active:
+            if stored != seeded:
+                self.gateway.update_page(page["id"], props, call="update_template")
             return "unchanged"
         self.gateway.update_page(page["id"], props, call="update_template")
+        self._bodies.replace(page["id"], blocks)
         return "updated"
 
 

@@ -199,15 +199,22 @@ class NotionGateway:
         )
 
     def create_page(
-        self, data_source_id: str, properties: dict[str, Any], *, call: str = "create_page"
+        self,
+        data_source_id: str,
+        properties: dict[str, Any],
+        *,
+        call: str = "create_page",
+        children: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """A new row in a data source. Its outcome may be unknown: MaybeWritten, or
-        `{"committed_resource_id": ...}` when Notion names the page it saved anyway."""
+        """A new row in a data source (with a page body: `children`, at most 100 blocks). Its
+        outcome may be unknown: MaybeWritten, or `{"committed_resource_id": ...}` when Notion
+        names the page it saved anyway."""
         parent = {"type": "data_source_id", "data_source_id": data_source_id}
+        extra = {"children": children} if children else {}
         return self._dict(
             call,
             "create",
-            lambda: self.client.pages.create(parent=parent, properties=properties),
+            lambda: self.client.pages.create(parent=parent, properties=properties, **extra),
         )
 
     def update_page(
@@ -262,12 +269,30 @@ class NotionGateway:
             ),
         )
 
-    def list_block_children(self, block_id: str, **body: Any) -> dict[str, Any]:
+    def list_block_children(
+        self, block_id: str, *, call: str = "list_children", **body: Any
+    ) -> dict[str, Any]:
+        """One page of a page's (or block's) children (`GET /v1/blocks/{id}/children`)."""
         return self._dict(
-            "list_children",
+            call,
             "read",
             lambda: self.client.blocks.children.list(block_id=block_id, **body),
         )
+
+    def append_block_children(
+        self, block_id: str, children: list[dict[str, Any]], *, call: str = "append_children"
+    ) -> dict[str, Any]:
+        """Blocks added at the end of a page body (`PATCH /v1/blocks/{id}/children`, at most
+        100). Not repeated after an unclear answer: that could add the blocks twice."""
+        return self._dict(
+            call,
+            "create",
+            lambda: self.client.blocks.children.append(block_id=block_id, children=children),
+        )
+
+    def delete_block(self, block_id: str, *, call: str = "delete_block") -> dict[str, Any]:
+        """A block moved to the trash (`DELETE /v1/blocks/{id}`)."""
+        return self._dict(call, "update", lambda: self.client.blocks.delete(block_id=block_id))
 
     def list_views(self, database_id: str, **body: Any) -> dict[str, Any]:
         return self._dict(

@@ -123,12 +123,36 @@ def email_queue_schema(
     return schema
 
 
+# Templates: preview and test send (issue 13 §2; test_sends.py and store/notion_template_desk.py)
+PREVIEW = "Preview"  # url: the signed GET /preview/<template id> link, kept filled by the worker
+SEND_TEST_TO = "Send Test To"  # email: a marketer types an address; the worker sends, clears it
+LAST_TEST = "Last Test"  # date: when the worker answered the last test request
+TEST_RESULT = "Test Result"  # rich_text: "sent to … (id …)" or why not
+# How the template performs (template_counts.py: the worker writes them, at most every 10 min)
+COUNT_PROPERTIES = {
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "opened": "Opened",
+    "clicked": "Clicked",
+    "bounced": "Bounced",
+    "complained": "Complained",
+    "unsubscribed": "Unsubscribed",
+}
+COUNTS_UPDATED = "Counts Updated"  # date: when the worker last changed the counts
+
 TEMPLATES_SCHEMA: dict[str, Any] = {
     "Template ID": {"title": {}},
     "Subject": {"rich_text": {}},
     "HTML Body": {"rich_text": {}},
     "Text Body": {"rich_text": {}},
     "Active": {"checkbox": {}},
+    "Seeded Hash": {"rich_text": {}},  # what seed_templates.py wrote (html_blocks.body_hash)
+    PREVIEW: {"url": {}},
+    SEND_TEST_TO: {"email": {}},
+    LAST_TEST: {"date": {}},
+    TEST_RESULT: {"rich_text": {}},
+    **{name: {"number": {"format": "number"}} for name in COUNT_PROPERTIES.values()},
+    COUNTS_UPDATED: {"date": {}},
 }
 
 CONTACTS_SCHEMA: dict[str, Any] = {
@@ -310,16 +334,17 @@ def update_properties(update: RowUpdate) -> dict[str, Any]:
     return checked(props)
 
 
-def template_properties(template: Template) -> dict[str, Any]:
-    return checked(
-        {
-            "Template ID": title(template.template_id),
-            "Subject": text(template.subject),
-            "HTML Body": text(template.html),
-            "Text Body": text(template.text),
-            "Active": {"checkbox": template.active},
-        }
-    )
+def template_properties(template: Template, seeded_hash: str | None = None) -> dict[str, Any]:
+    props = {
+        "Template ID": title(template.template_id),
+        "Subject": text(template.subject),
+        "HTML Body": text(template.html),
+        "Text Body": text(template.text),
+        "Active": {"checkbox": template.active},
+    }
+    if seeded_hash is not None:
+        props["Seeded Hash"] = text(seeded_hash)
+    return checked(props)
 
 
 # Reading values

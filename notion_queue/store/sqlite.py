@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS templates (
     subject TEXT NOT NULL,
     html_body TEXT NOT NULL,
     text_body TEXT NOT NULL DEFAULT '',
-    active INTEGER NOT NULL DEFAULT 1
+    active INTEGER NOT NULL DEFAULT 1,
+    blocks TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -127,6 +128,9 @@ class SqliteStore:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(email_queue)")}
         if columns and "delivery" not in columns:
             self._db.execute("ALTER TABLE email_queue ADD COLUMN delivery TEXT NOT NULL DEFAULT ''")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(templates)")}
+        if columns and "blocks" not in columns:  # the page body (JSON blocks), as in Notion
+            self._db.execute("ALTER TABLE templates ADD COLUMN blocks TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -244,6 +248,15 @@ class SqliteStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY rowid")])
 
+    def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
+        """The report's read: sent rows only (Sent At on or after `since`), in Sent At order."""
+        found = self._query(
+            "SELECT * FROM email_queue WHERE status = ? AND sent_at IS NOT NULL AND sent_at >= ?"
+            " ORDER BY sent_at, rowid",
+            (Status.SENT.value, _ts(since) or ""),
+        )
+        return iter([_row(r) for r in found])
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
@@ -354,21 +367,27 @@ class SqliteStore:
             for r in self._query("SELECT * FROM templates ORDER BY rowid")
         }
 
-    def upsert_template(self, template: Template) -> UpsertResult:
+    def page_body(self, template_id: str) -> str:
+        stored = self._stored_template(template_id)
+        return stored.blocks if stored else ""
+
+    def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
+        """No one edits a SQLite template by hand: `force` changes nothing here."""
         existing = self._stored_template(template.template_id)
         if existing == template:
             return "unchanged"
         self._write(
-            "INSERT INTO templates (template_id, subject, html_body, text_body, active)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (template_id) DO UPDATE SET"
+            "INSERT INTO templates (template_id, subject, html_body, text_body, active, blocks)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (template_id) DO UPDATE SET"
             " subject = excluded.subject, html_body = excluded.html_body,"
-            " text_body = excluded.text_body, active = excluded.active",
+            " text_body = excluded.text_body, active = excluded.active, blocks = excluded.blocks",
             (
                 template.template_id,
                 template.subject,
                 template.html,
                 template.text,
                 int(template.active),
+                template.blocks,
             ),
         )
         return "created" if existing is None else "updated"
@@ -381,6 +400,7 @@ def _template(r: sqlite3.Row) -> Template:
         html=r["html_body"],
         text=r["text_body"],
         active=bool(r["active"]),
+        blocks=r["blocks"],
     )
 
 

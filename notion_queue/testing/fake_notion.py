@@ -69,6 +69,8 @@ _ROUTES = [
         ("GET", r"/v1/pages/([^/]+)", "retrieve_page"),
         ("PATCH", r"/v1/pages/([^/]+)", "update_page"),
         ("GET", r"/v1/blocks/([^/]+)/children", "list_children"),
+        ("PATCH", r"/v1/blocks/([^/]+)/children", "append_children"),
+        ("DELETE", r"/v1/blocks/([^/]+)", "delete_block"),
         ("GET", r"/v1/views", "list_views"),
         ("POST", r"/v1/views", "create_view"),
         ("GET", r"/v1/views/([^/]+)", "retrieve_view"),
@@ -212,6 +214,35 @@ class _Page:
 
 
 @dataclass
+class _Block:
+    """A block of a page body: `content` is the type's object without `children`."""
+
+    id: str
+    parent: dict[str, Any]
+    type: str
+    content: dict[str, Any]
+    created: datetime
+    edited: datetime
+    in_trash: bool = False
+
+
+# Block types the fake stores; the rich-text ones are validated and normalised like Notion's.
+RICH_BLOCKS: dict[str, dict[str, Any]] = {
+    "paragraph": {},
+    "heading_1": {"is_toggleable": False},
+    "heading_2": {"is_toggleable": False},
+    "heading_3": {"is_toggleable": False},
+    "bulleted_list_item": {},
+    "numbered_list_item": {},
+    "quote": {},
+    "callout": {"icon": None},
+    "toggle": {},
+    "to_do": {"checked": False},
+}
+OTHER_BLOCKS = ("divider", "image", "bookmark", "table", "table_row", "code", "embed", "video")
+
+
+@dataclass
 class _Cursor:
     scope: str
     offset: int
@@ -296,7 +327,8 @@ class FakeNotion:
         self._databases: dict[str, _Database] = {}
         self._data_sources: dict[str, _DataSource] = {}
         self._pages: dict[str, _Page] = {}
-        self._children: dict[str, list[str]] = {}  # page id → child page/database ids, in order
+        self._children: dict[str, list[str]] = {}  # page/block id → child ids, in order
+        self._blocks: dict[str, _Block] = {}
         self._cursors: dict[str, _Cursor] = {}
         self._faults: list[_Fault] = []
         self._random_faults: _RandomFaults | None = None
@@ -397,6 +429,10 @@ class FakeNotion:
             return self._page_object(self._update_page(args[0], body))
         if kind == "list_children":
             return self._list_children(args[0], params)
+        if kind == "append_children":
+            return self._append_children(args[0], body)
+        if kind == "delete_block":
+            return self._delete_block(args[0])
         if kind == "list_views":
             return self._list_views(params)
         if kind == "retrieve_view":
@@ -591,6 +627,32 @@ class FakeNotion:
         """A marketer deleting (or restoring) a row in the Notion UI."""
         with self._lock:
             self._update_page(page_id, {"in_trash": in_trash})
+
+    def blocks(self, page_id: str) -> list[dict[str, Any]]:
+        """A page body as a tree: each block as the API answers it, its children (if any)
+        under `block[type]["children"]`."""
+        with self._lock:
+            return self._tree(self._container(page_id))
+
+    def _tree(self, parent_id: str) -> list[dict[str, Any]]:
+        tree = []
+        for child_id in self._children.get(parent_id, []):
+            block = self._blocks.get(child_id)
+            if block is None or block.in_trash:
+                continue
+            shown = deepcopy(self._block_object(block))
+            if shown["has_children"]:
+                shown[block.type]["children"] = self._tree(block.id)
+            tree.append(shown)
+        return tree
+
+    def edit_block(self, block_id: str, content: dict[str, Any]) -> None:
+        """A marketer editing a block's text in the Notion UI (`content`: the type's object, in
+        the write format); the page's last_edited_time moves."""
+        with self._lock:
+            block = self._blocks[_normalise_id(block_id)]
+            block.content = self._block_content(block.type, content, "block")
+            self._touch(block.id)
 
     def views(self, database_id: str) -> list[dict[str, Any]]:
         """Every view of a database, as retrieve-view answers it, in creation order."""
@@ -1184,9 +1246,11 @@ class FakeNotion:
         page = self._new_page(page_parent, ds.id if ds else None)
         self._write(page, body.get("properties") or {}, "body.properties")
         page.icon, page.cover = deepcopy(body.get("icon")), deepcopy(body.get("cover"))
+        children = self._block_inputs(body.get("children"), "body.children", 0)
         self._pages[page.id] = page
         if page_parent["type"] == "page_id":
             self._children.setdefault(page_parent["page_id"], []).append(page.id)
+        self._add_blocks(page.id, children)
         return page
 
     def _update_page(self, page_id: str, body: dict[str, Any]) -> _Page:
@@ -1298,11 +1362,13 @@ class FakeNotion:
         return response, items[start:end]
 
     def _list_children(self, block_id: str, params: httpx.QueryParams) -> dict[str, Any]:
-        parent = self._pages.get(_normalise_id(block_id))
-        if parent is None:
-            raise self._not_found("block", block_id)
+        parent_id = self._container(block_id)
         blocks: list[dict[str, Any]] = []
-        for child_id in self._children.get(parent.id, []):
+        for child_id in self._children.get(parent_id, []):
+            if child_id in self._blocks:
+                if not self._blocks[child_id].in_trash:
+                    blocks.append(self._block_object(self._blocks[child_id]))
+                continue
             if child_id in self._databases:
                 db = self._databases[child_id]
                 kind, title, created = "child_database", _plain(db.title), db.created
@@ -1319,7 +1385,7 @@ class FakeNotion:
                 {
                     "object": "block",
                     "id": child_id,
-                    "parent": {"type": "page_id", "page_id": parent.id},
+                    "parent": {"type": "page_id", "page_id": parent_id},
                     "created_time": _minute(created),
                     "last_edited_time": _minute(created),
                     "created_by": {"object": "user", "id": BOT_USER_ID},
@@ -1333,7 +1399,7 @@ class FakeNotion:
             )
         size = self._page_size(params.get("page_size"), "page_size")
         response, chunk = self._list(
-            f"children:{parent.id}",
+            f"children:{parent_id}",
             blocks,
             [b["id"] for b in blocks],
             params.get("start_cursor"),
@@ -1342,6 +1408,178 @@ class FakeNotion:
         )
         response["results"] = chunk
         return response
+
+    # ---------------------------------------------------------------- blocks (page bodies)
+
+    def _container(self, block_id: str) -> str:
+        """A page's or a block's id, for listing or appending children; 404 otherwise."""
+        wanted = _normalise_id(block_id)
+        if wanted in self._pages:
+            return wanted
+        block = self._blocks.get(wanted)
+        if block is None or block.in_trash:
+            raise self._not_found("block", block_id)
+        return wanted
+
+    def _block_inputs(
+        self, raw: Any, where: str, depth: int
+    ) -> list[tuple[str, dict[str, Any], Any]]:
+        """Validated block requests: (type, content, nested children requests)."""
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise _invalid(f"body failed validation: {where} should be an array.")
+        if len(raw) > 100:
+            raise _too_long(where, 100, len(raw))
+        blocks = []
+        for i, item in enumerate(raw):
+            here = f"{where}[{i}]"
+            if not isinstance(item, dict):
+                raise _invalid(f"body failed validation: {here} should be an object.")
+            kind = item.get("type") or next(
+                (k for k in item if k in RICH_BLOCKS or k in OTHER_BLOCKS), None
+            )
+            if kind not in RICH_BLOCKS and kind not in OTHER_BLOCKS:
+                raise _invalid(
+                    f"body failed validation: {here}.paragraph should be defined, instead was "
+                    "`undefined`."
+                )
+            raw_content = item.get(kind)
+            if not isinstance(raw_content, dict):
+                raise _invalid(
+                    f"body failed validation: {here}.{kind} should be an object, instead was "
+                    f"`{json.dumps(raw_content)}`."
+                )
+            content = self._block_content(kind, raw_content, f"{here}.{kind}")
+            nested = raw_content.get("children")
+            if nested is not None and depth >= 2:
+                raise _invalid(
+                    f"body failed validation: {here}.{kind}.children should be not present, "
+                    "instead was an array."
+                )
+            blocks.append(
+                (kind, content, self._block_inputs(nested, f"{here}.{kind}.children", depth + 1))
+            )
+        return blocks
+
+    def _block_content(self, kind: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
+        if kind in RICH_BLOCKS:
+            content = {
+                "rich_text": self._rich_text_input(f"{where}.rich_text", raw.get("rich_text", [])),
+                "color": raw.get("color", "default"),
+                **{
+                    key: deepcopy(raw.get(key, default))
+                    for key, default in RICH_BLOCKS[kind].items()
+                },
+            }
+            if content["color"] not in COLOURS and not (
+                str(content["color"]).endswith("_background")
+                and str(content["color"]).removesuffix("_background") in COLOURS
+            ):
+                raise _invalid(f"body failed validation: {where}.color should be a colour.")
+            return content
+        if kind in ("image", "video", "embed", "bookmark"):
+            url = (raw.get("external") or {}).get("url") if kind in ("image", "video") else None
+            url = url if url is not None else raw.get("url")
+            if not isinstance(url, str) or not re.match(r"https?://", url) or _length(url) > 2000:
+                raise _invalid("Invalid URL for link.")
+            caption = self._rich_text_input(f"{where}.caption", raw.get("caption", []))
+            if kind in ("image", "video"):
+                return {"caption": caption, "type": "external", "external": {"url": url}}
+            return {"caption": caption, "url": url}
+        content = {k: deepcopy(v) for k, v in raw.items() if k != "children"}
+        return content
+
+    def _add_blocks(
+        self,
+        parent_id: str,
+        inputs: list[tuple[str, dict[str, Any], Any]],
+        after: str | None = None,
+    ) -> list[_Block]:
+        now = self.clock.now()
+        parent: dict[str, Any] = (
+            {"type": "page_id", "page_id": parent_id}
+            if parent_id in self._pages
+            else {"type": "block_id", "block_id": parent_id}
+        )
+        siblings = self._children.setdefault(parent_id, [])
+        position = siblings.index(after) + 1 if after in siblings else len(siblings)
+        added = []
+        for kind, content, nested in inputs:
+            block = _Block(self._new_id(), dict(parent), kind, content, now, now)
+            self._blocks[block.id] = block
+            siblings.insert(position, block.id)
+            position += 1
+            self._add_blocks(block.id, nested)
+            added.append(block)
+        if inputs:
+            self._touch(parent_id)
+        return added
+
+    def _touch(self, block_id: str) -> None:
+        """An edit in a page body is an edit of its page: last_edited_time moves."""
+        now = self.clock.now()
+        current = block_id
+        while current in self._blocks:
+            self._blocks[current].edited = now
+            parent = self._blocks[current].parent
+            current = str(parent.get("page_id") or parent.get("block_id"))
+        if current in self._pages:
+            self._seq += 1
+            self._pages[current].edited, self._pages[current].edit_seq = now, self._seq
+
+    def _append_children(self, block_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        parent_id = self._container(block_id)
+        if "children" not in body:
+            raise _invalid(
+                "body failed validation: body.children should be defined, instead was `undefined`."
+            )
+        after = body.get("after")
+        if after is not None and _normalise_id(after) not in self._children.get(parent_id, []):
+            raise self._not_found("block", str(after))
+        inputs = self._block_inputs(body["children"], "body.children", 0)
+        added = self._add_blocks(parent_id, inputs, _normalise_id(after) if after else None)
+        return {
+            "object": "list",
+            "results": [self._block_object(block) for block in added],
+            "next_cursor": None,
+            "has_more": False,
+            "type": "block",
+            "block": {},
+        }
+
+    def _delete_block(self, block_id: str) -> dict[str, Any]:
+        wanted = _normalise_id(block_id)
+        if wanted in self._pages:
+            page = self._update_page(wanted, {"in_trash": True})
+            return {**self._page_object(page)}
+        block = self._blocks.get(wanted)
+        if block is None:
+            raise self._not_found("block", block_id)
+        if block.in_trash:
+            raise _invalid(
+                "Can't edit block that is archived. You must unarchive the block before editing."
+            )
+        block.in_trash = True
+        self._touch(block.id)
+        return self._block_object(block)
+
+    def _block_object(self, block: _Block) -> dict[str, Any]:
+        children = [c for c in self._children.get(block.id, []) if not self._blocks[c].in_trash]
+        return {
+            "object": "block",
+            "id": block.id,
+            "parent": dict(block.parent),
+            "created_time": _minute(block.created),
+            "last_edited_time": _minute(block.edited),
+            "created_by": {"object": "user", "id": BOT_USER_ID},
+            "last_edited_by": {"object": "user", "id": BOT_USER_ID},
+            "has_children": bool(children),
+            "archived": block.in_trash,
+            "in_trash": block.in_trash,
+            "type": block.type,
+            block.type: deepcopy(block.content),
+        }
 
     def _view(self, view_id: str) -> dict[str, Any]:
         wanted = _normalise_id(view_id)

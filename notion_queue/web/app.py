@@ -19,26 +19,29 @@ from starlette.routing import Route
 from notion_queue import metrics
 from notion_queue.clock import Clock
 from notion_queue.intake.drainer import Drainer
-from notion_queue.intake.handlers import HANDLERS, Handler
+from notion_queue.intake.handlers import Handler, build_handlers
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
-from notion_queue.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.logs import get_logger
-from notion_queue.outbox_viewer import outbox_routes
 from notion_queue.production import endpoint_protection
-from notion_queue.rate_limit import Refusal, UnsignedLimits
-from notion_queue.readiness import readiness
-from notion_queue.rejections import LogRejectedWebhooks
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
-from notion_queue.signatures import (
+from notion_queue.store.base import TemplateStore
+from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.web.json_body import BodyError, content_type_problem, parse_webhook_body
+from notion_queue.web.outbox_viewer import outbox_routes
+from notion_queue.web.preview_page import server_preview_routes
+from notion_queue.web.queue_page import QueuePageStore, queue_page_routes
+from notion_queue.web.rate_limit import Refusal, UnsignedLimits
+from notion_queue.web.readiness import readiness
+from notion_queue.web.rejections import LogRejectedWebhooks
+from notion_queue.web.signatures import (
     verify_calcom_signature,
     verify_calendly_signature,
     verify_resend_signature,
     verify_website_signature,
 )
-from notion_queue.unsubscribe import UnsubscribeTokens
-from notion_queue.unsubscribe_pages import unsubscribe_routes
+from notion_queue.web.unsubscribe_pages import unsubscribe_routes
 from notion_queue.worker_status import read_status
 
 log = get_logger("notion_queue.server")
@@ -103,10 +106,15 @@ def create_app(
     clock: Clock,
     unsubscribe: UnsubscribeTokens | None = None,
     catalog: Catalog | None = None,
+    templates: TemplateStore | None = None,
+    store: QueuePageStore | None = None,
 ) -> Starlette:
     """`drainer=None` journals without draining (tests that inspect the journal).
-    `catalog` decides which event fields are taken (default: SEQUENCES_FILE or the packaged)."""
+    `catalog` decides the website endpoints (its triggers) and which event fields are taken
+    (default: SEQUENCES_FILE or the packaged). `templates` serves the preview page, `store` the
+    queue page (/queue, when ADMIN_TOKEN is set)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
+    handlers = build_handlers(catalog)
     limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
@@ -203,13 +211,15 @@ def create_app(
 
     routes = [
         Route(f"/webhook/{kind}", make_endpoint(handler), methods=["POST"])
-        for kind, handler in HANDLERS.items()
+        for kind, handler in handlers.items()
         if handler.route
     ]
     if unsubscribe is not None:
         routes += unsubscribe_routes(unsubscribe, journal, drainer, clock)
     if settings.mail_backend == "outbox":
         routes += outbox_routes(settings.outbox_dir)
+    routes += server_preview_routes(settings, templates, unsubscribe, catalog, clock)
+    routes += queue_page_routes(settings, store, clock, catalog=catalog, unsubscribe=unsubscribe)
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.JOURNAL_BACKLOG.set(journal.backlog())
@@ -225,8 +235,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if drainer is not None:
             drainer.start()
-        log.info("server_started", webhooks=sorted(k for k, h in HANDLERS.items() if h.route))
-        for kind, handler in HANDLERS.items():
+        log.info("server_started", webhooks=sorted(k for k, h in handlers.items() if h.route))
+        for kind, handler in handlers.items():
             if handler.route:
                 how = endpoint_protection(settings, handler.signature)
                 log.info(
