@@ -277,6 +277,16 @@ class PostgresStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY seq")])
 
+    def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
+        """The report's read: sent rows only (Sent At on or after `since`), in Sent At order."""
+        sql = "SELECT * FROM email_queue WHERE status = %s AND sent_at IS NOT NULL"
+        params: list[Any] = [Status.SENT.value]
+        if since is not None:
+            sql += " AND sent_at >= %s"
+            params.append(_ts(since))
+        sql += " ORDER BY sent_at, seq"
+        return iter([_row(r) for r in self._query(sql, tuple(params))])
+
     def rows_with_dedupe_key(self, dedupe_key: str) -> list[QueueRow]:
         found = self._query(
             "SELECT * FROM email_queue WHERE dedupe_key = %s ORDER BY seq", (dedupe_key,)
@@ -432,18 +442,30 @@ class PostgresStore:
             for r in self._query("SELECT * FROM templates ORDER BY seq")
         }
 
-    def upsert_template(self, template: Template) -> UpsertResult:
+    def page_body(self, template_id: str) -> str:
+        found = self._query("SELECT blocks FROM templates WHERE template_id = %s", (template_id,))
+        return str(found[0]["blocks"]) if found else ""
+
+    def upsert_template(self, template: Template, *, force: bool = False) -> UpsertResult:
+        """No one edits a PostgreSQL template by hand (as SQLite): `force` changes nothing here."""
         existing = self._query(
             "SELECT * FROM templates WHERE template_id = %s", (template.template_id,)
         )
         if existing and _template(existing[0]) == template:
             return "unchanged"
         self._query(
-            "INSERT INTO templates (template_id, subject, html_body, text_body, active)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (template_id) DO UPDATE SET"
+            "INSERT INTO templates (template_id, subject, html_body, text_body, active, blocks)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (template_id) DO UPDATE SET"
             " subject = EXCLUDED.subject, html_body = EXCLUDED.html_body,"
-            " text_body = EXCLUDED.text_body, active = EXCLUDED.active",
-            (template.template_id, template.subject, template.html, template.text, template.active),
+            " text_body = EXCLUDED.text_body, active = EXCLUDED.active, blocks = EXCLUDED.blocks",
+            (
+                template.template_id,
+                template.subject,
+                template.html,
+                template.text,
+                template.active,
+                template.blocks,
+            ),
         )
         return "updated" if existing else "created"
 
@@ -462,6 +484,7 @@ def _template(r: Record) -> Template:
         html=r["html_body"],
         text=r["text_body"],
         active=bool(r["active"]),
+        blocks=r["blocks"],
     )
 
 

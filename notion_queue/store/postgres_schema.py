@@ -100,6 +100,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        # Page-body templates: the page body (JSON blocks) a template is sent from, as in Notion.
+        "ALTER TABLE templates ADD COLUMN blocks TEXT NOT NULL DEFAULT '';",
+    ),
 )
 
 
