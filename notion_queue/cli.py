@@ -294,12 +294,12 @@ def cmd_report(store: Any, clock: Clock, out: Out, args: argparse.Namespace) -> 
     return run_report(store, out, args.since_time, args.html)
 
 
-def cmd_templates_check(store: QueueStore, out: Out, settings: Settings) -> int:
-    """As the worker would send them: an Active row of the store's Templates, else the
-    packaged file (so a sequence whose template is only in Templates is checked too)."""
+def cmd_templates_check(store: QueueStore, clock: Clock, out: Out, settings: Settings) -> int:
+    """As the worker would send them, through the worker's own TemplateSource: an Active row of
+    the store's Templates (its page body when its HTML Body is empty), else the packaged
+    document (so a sequence whose template is only in Templates is checked too)."""
     catalog = build_catalog(settings)
-    stored = {t.template_id: t for t in store.all_templates().values() if t.active}
-    results = check_templates(catalog, {**load_packaged_templates(), **stored})
+    results = check_templates(catalog, TemplateSource(store, clock))
     problems = [r for r in results if r.problem]
     for result in results:
         mark = "ok  " if result.problem is None else "FAIL"
@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
         if args.command == "enqueue":
             return cmd_enqueue(store, clock, out, args, settings)
         if args.command == "templates":
-            return cmd_templates_check(store, out, settings)
+            return cmd_templates_check(store, clock, out, settings)
         return cmd_preview(store, clock, out, args, settings)
     except UsageError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from notion_queue.errors import NotionQueueError
+from notion_queue.errors import NotionQueueError, TemplateNotFound
 from notion_queue.event_fields import url_field_names, with_fallbacks
 from notion_queue.intake.payloads import WebsiteLead
 from notion_queue.intake.plans import event_variables
@@ -61,7 +61,7 @@ def check_templates(catalog: Catalog, lookup: dict[str, Template] | Any) -> list
                     results.append(CheckResult(step.template_id, sequence.name, None, problems[0]))
                     continue
                 rendered = render(template, variables)
-            except KeyError:
+            except (KeyError, TemplateNotFound):
                 results.append(
                     CheckResult(step.template_id, sequence.name, None, "no such template")
                 )

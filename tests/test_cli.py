@@ -278,3 +278,18 @@ def test_retry_failed_with_a_date_it_cannot_read_exits_2_naming_the_forms(cli: C
     assert result.code == 2
     assert "--since 'yest'" in result.err and "yesterday" in result.err
     assert "Expected 4 digits" not in result.err
+
+
+def test_templates_check_renders_templates_seeded_as_notion_documents(cli: Cli) -> None:
+    """Seeded templates have an empty HTML Body (the page is the email): the check must render
+    them as the worker sends them, not as empty bodies."""
+    from notion_queue.seeding import seed_templates
+
+    store = SqliteStore(cli.queue_file)
+    seed_templates(store)
+    store.close()
+
+    result = cli("templates", "check")
+
+    assert result.code == 0, result.out
+    assert not [line for line in result.out if line.startswith("FAIL")]
