@@ -125,7 +125,9 @@ def build_batch_journal(settings: Settings) -> FileBatchJournal | None:
     one host serves, keeps a started batch in STATE_DIR until its rows are marked, so a killed
     worker's batch is sent again as it was, never regrouped. Notion stays one at a time: its
     ~3 requests/s for marking rows is the ceiling anyway, and a batch would widen the window
-    between sending and marking to half a minute. The outbox has no rate limit to save."""
+    between sending and marking to half a minute. The outbox has no rate limit to save.
+    PostgreSQL stays one at a time until its pending batches live in the database: its workers
+    run on several hosts, and a file in one host's STATE_DIR is not seen by the others."""
     if settings.mail_backend == "resend" and settings.queue_backend == "sqlite":
         return FileBatchJournal(settings.state_dir / "batches")
     return None
