@@ -3,6 +3,7 @@ PostgreSQL (a real throw-away server)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -339,3 +340,39 @@ def test_notion_without_an_analytics_database_records_outcomes_nowhere(
     world.store.record_outcome(row, "sent", T0, message_id="re_1")
 
     assert world.fake.count() == 0
+
+
+def test_a_template_page_body_is_kept_and_read_back(store: QueueStore) -> None:
+    paragraph = {
+        "object": "block",
+        "type": "paragraph",
+        "paragraph": {"rich_text": [{"type": "text", "text": {"content": "Hi {{ first_name }}"}}]},
+    }
+    document = Template(
+        "welcome", "Welcome", "", "", blocks=json.dumps([paragraph], ensure_ascii=False)
+    )
+    assert store.upsert_template(document) == "created"
+    assert store.upsert_template(document, force=True) in ("unchanged", "updated")
+
+    assert "welcome" in store.all_templates()  # as TemplateSource asks: the list, then the body
+    [read] = json.loads(store.page_body("welcome"))
+    assert read["type"] == "paragraph"
+    assert read["paragraph"]["rich_text"][0]["text"]["content"] == "Hi {{ first_name }}"
+    assert store.page_body("no_such_template") == ""
+
+
+def test_sent_rows_are_the_sent_rows_since_a_time_in_sent_order(store: QueueStore) -> None:
+    def sent(email: str, at: datetime) -> str:
+        row = store.add_row(new_row(email=email))
+        store.update_row(row.id, RowUpdate(status=Status.SENT, sent_at=at, resend_email_id=email))
+        return row.id
+
+    later = sent("later@example.com", T0 - timedelta(hours=1))
+    earlier = sent("earlier@example.com", T0 - timedelta(hours=2))
+    old = sent("old@example.com", T0 - timedelta(days=3))
+    store.add_row(new_row(email="queued@example.com"))
+    failed = store.add_row(new_row(email="failed@example.com"))
+    store.update_row(failed.id, RowUpdate(status=Status.FAILED, error_message="bounced"))
+
+    assert [r.id for r in store.sent_rows(T0 - timedelta(days=1))] == [earlier, later]
+    assert [r.id for r in store.sent_rows()] == [old, earlier, later]
