@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit soak bench clean
+.PHONY: run test lint typecheck unit soak bench bench-embedded clean
 
 # The first run installs for about a minute: say so, and let pip show each package it fetches.
 $(STAMP): pyproject.toml constraints.txt
@@ -38,6 +38,10 @@ unit: $(STAMP)
 # Benchmarks and the long soak are separate commands, never part of `make test`.
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(ARGS)
+
+# Just the embedded default's section (drain, intake, first email, RSS): ARGS="--quick" too.
+bench-embedded: $(STAMP)
+	$(PY) scripts/bench.py --embedded-only $(ARGS)
 
 soak: $(STAMP)
 	$(PY) scripts/soak.py $(ARGS)

@@ -29,10 +29,11 @@ from dateutil import parser as dateparser
 
 from notion_queue.cli_dates import ACCEPTED, parse_since
 from notion_queue.clock import Clock, SystemClock
+from notion_queue.enqueue_checks import enqueue_cap, enqueue_problem
 from notion_queue.errors import NotionQueueError
 from notion_queue.intake.payloads import normalise_email
 from notion_queue.intake.plans import StartSequence, expand
-from notion_queue.intake.processor import IntakeStore, already_running
+from notion_queue.intake.processor import already_running
 from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, Status
 from notion_queue.private_files import private_umask
@@ -43,6 +44,7 @@ from notion_queue.store.base import QueueStore, RowQueue, TemplateStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.template_check import check_templates
 from notion_queue.templates import TemplateSource, load_packaged_templates
+from notion_queue.timezones import contact_zone
 from notion_queue.transitions import change_status
 from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
 
@@ -118,21 +120,41 @@ def _progress(out: Out, index: int, total: int, what: str) -> None:
         out(f"  {index}/{total} {what}")
 
 
+# What `status` reads row by row: the rows still to act on. The history (sent, cancelled,
+# skipped) is only counted where the store counts it without reading it (SQLite).
+UNFINISHED = (Status.QUEUED, Status.REVIEW, Status.PAUSED, Status.WAITING, Status.FAILED)
+NOT_COUNTED = (
+    "Finished rows (sent, cancelled, skipped) are not counted on Notion (it would read every "
+    "row): see the Email Queue's Sent view."
+)
+
+
 def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace) -> int:
-    rows = list(store.all_rows())
-    if not rows:
+    rows = list(store.rows_with_status(UNFINISHED))
+    counted = store.status_counts()
+    complete = counted is not None  # else (Notion) the unfinished rows are all it counts
+    if counted is None:
+        counted = dict(Counter((r.sequence, r.status_text) for r in rows))
+    if not counted:
         out("The queue is empty.")
+        if not complete:
+            out(NOT_COUNTED)
         return 0
-    by_status = Counter(r.status_text or "(empty)" for r in rows)
+    statuses = [s.value for s in (Status if complete else UNFINISHED)]
+    by_status: Counter[str] = Counter()
     by_sequence: dict[str, Counter[str]] = {}
-    for row in rows:
-        by_sequence.setdefault(row.sequence or "(none)", Counter())[row.status_text] += 1
-    statuses = [s.value for s in Status]
-    out(f"{len(rows)} rows: " + ", ".join(f"{by_status[s]} {s}" for s in statuses if by_status[s]))
+    for (sequence, status), n in counted.items():
+        by_status[status or "(empty)"] += n
+        by_sequence.setdefault(sequence or "(none)", Counter())[status] += n
+    what = "rows" if complete else "unfinished rows"
+    shown = ", ".join(f"{by_status[s]} {s}" for s in statuses if by_status[s])
+    out(f"{sum(counted.values())} {what}: {shown or 'none'}")
     out("")
     out(f"{'sequence':<18}" + "".join(f"{s:>11}" for s in statuses))
     for sequence, counts in sorted(by_sequence.items()):
         out(f"{sequence:<18}" + "".join(f"{counts[s]:>11}" for s in statuses))
+    if not complete:
+        out(NOT_COUNTED)
     now = clock.now()
     queued = sorted(
         (r for r in rows if r.status is Status.QUEUED and r.scheduled_time),
@@ -149,6 +171,13 @@ def cmd_status(store: RowQueue, clock: Clock, out: Out, args: argparse.Namespace
         )
     else:
         out("Nothing queued.")
+    review = sum(1 for r in rows if r.status is Status.REVIEW)
+    if review:
+        out("")
+        out(
+            f"Needs review: {review} row(s); set Status to queued to approve one "
+            "(cancelled to drop it)"
+        )
     failed = [r for r in rows if r.status is Status.FAILED]
     if failed:
         out("")
@@ -231,24 +260,34 @@ def cmd_retry_failed(store: RowQueue, clock: Clock, out: Out, args: argparse.Nam
 
 
 def cmd_enqueue(
-    store: IntakeStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
+    store: QueueStore, clock: Clock, out: Out, args: argparse.Namespace, settings: Settings
 ) -> int:
     catalog = build_catalog(settings)
     email = normalise_email(args.email)
     variables = _parse_vars(args.var)
+    problem = enqueue_problem(catalog, store, args.sequence, variables)
+    if problem:
+        raise UsageError(problem)
     now = clock.now()
     anchor = dateparser.isoparse(args.at) if args.at else now
     if anchor.tzinfo is None:
         raise ValueError("--at needs a timezone, e.g. 2025-12-03T14:00:00Z")
-    if not args.force and already_running(catalog, store.rows_for_email(email), args.sequence):
+    existing = store.rows_for_email(email)
+    if not args.force and already_running(catalog, existing, args.sequence):
         raise NotionQueueError(
             f"{args.sequence} is already running for {email}, so nothing was enqueued "
             "(a webhook would not start it again either); add --force to start a second run"
         )
     first_name = variables.get("first_name", "")
     contact, _ = store.upsert_contact(
-        ContactData(email=email, first_name=first_name or None, last_event=f"cli:{args.sequence}")
+        ContactData(
+            email=email,
+            first_name=first_name or None,
+            last_event=f"cli:{args.sequence}",
+            time_zone=variables.get("timezone") or None,  # checked by enqueue_problem
+        )
     )
+    zone = contact_zone(contact.time_zone, email) or settings.default_zone
     rows = expand(
         StartSequence(args.sequence, anchor, first_name=first_name, variables=variables),
         email=email,
@@ -257,6 +296,8 @@ def cmd_enqueue(
         now=now,
         testing_mode=settings.testing_mode,
         contact_id=contact.id,
+        zone=zone,
+        cap=enqueue_cap(settings, zone, existing, catalog),
     )
     for row in rows:
         store.add_row(row)

@@ -12,12 +12,14 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from notion_queue.event_fields import FieldSpec, safe_url_fields, url_field_names, with_fallbacks
 from notion_queue.link_guard import check_links, link_targets
 from notion_queue.mail.base import OutgoingEmail
 from notion_queue.models import QueueRow, Template
 from notion_queue.render import RenderedEmail, render
+from notion_queue.timezones import UTC_ZONE, localised, row_zone
 from notion_queue.unsubscribe import UnsubscribeTokens
 
 
@@ -29,6 +31,7 @@ class Composer:
     campaign_variables: dict[str, Any] = field(default_factory=dict)
     event_fields: dict[str, FieldSpec] = field(default_factory=dict)  # the catalog's [fields]
     unsubscribe: UnsubscribeTokens | None = None
+    default_zone: ZoneInfo = UTC_ZONE  # DEFAULT_TIMEZONE: a row that names no zone
 
     def compose(self, row: QueueRow, template: Template) -> OutgoingEmail:
         """Raises a PermanentError (a RenderError) when the template cannot make this email."""
@@ -48,12 +51,20 @@ class Composer:
         if row.first_name:
             variables["first_name"] = row.first_name
         variables = with_fallbacks(variables, fields)
+        # Times are stored ISO 8601; the recipient reads them in their own zone.
+        variables = localised(variables, self.time_names, row_zone(variables, self.default_zone))
         # The business's own values come last: no event (nor an old row) can change them.
         variables.update(self.campaign_variables)
         variables["email"] = row.email
         if self.unsubscribe is not None:
             variables["unsubscribe_url"] = self.unsubscribe.url(self.public_base_url, row.email)
         return variables
+
+    @property
+    def time_names(self) -> frozenset[str]:
+        """The variables that hold a time: the meeting's, and every declared datetime field."""
+        declared = {name for name, spec in self.event_fields.items() if spec.type == "datetime"}
+        return frozenset({"meeting_time", *declared})
 
     def outgoing(self, row: QueueRow, rendered: RenderedEmail) -> OutgoingEmail:
         headers: dict[str, str] = {}

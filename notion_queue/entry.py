@@ -46,6 +46,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     from notion_queue.intake.drainer import Drainer
     from notion_queue.intake.journal import Journal
     from notion_queue.intake.processor import IntakeProcessor
+    from notion_queue.wakeup import Waker, WakingStore
     from notion_queue.web.app import create_app
     from notion_queue.wiring import (
         build_catalog,
@@ -65,9 +66,18 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     except NotionQueueError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2
+    # A row due before the worker's next poll wakes the worker on this host (wakeup.py).
+    waker = Waker(settings.state_dir, clock, settings.poll_interval_seconds)
     drainer = Drainer(
         journal,
-        IntakeProcessor(store, catalog, clock, testing_mode=settings.testing_mode),
+        IntakeProcessor(
+            WakingStore(store, waker),
+            catalog,
+            clock,
+            testing_mode=settings.testing_mode,
+            default_zone=settings.default_zone,
+            max_emails_per_day=settings.max_emails_per_day,
+        ),
         clock,
         connect=store_connector(store, catalog),
     )
@@ -114,6 +124,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
 
     from notion_queue.catalog_templates import check_stored_templates_waiting
     from notion_queue.templates import load_packaged_templates
+    from notion_queue.wakeup import WakeListener
     from notion_queue.wiring import build_catalog, build_mailer, build_store, build_worker
     from notion_queue.worker_lock import WorkerLock
     from notion_queue.worker_status import status_path
@@ -181,7 +192,15 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
             summary = worker.run_once()
             log.info("cycle_done", **summary.outcomes)
             return 1 if summary.account_error else 0
-        worker.run_forever()
+        try:  # the server wakes us through it for a row due before our next poll
+            worker.wake = WakeListener(settings.state_dir)
+        except OSError as exc:
+            log.warning("worker_wake_unavailable", reason=str(exc), action="polling only")
+        try:
+            worker.run_forever()
+        finally:
+            if worker.wake is not None:
+                worker.wake.close()
         return 0
     except RetryableError as exc:  # --once while the store cannot be reached
         print(f"notion-queue: {exc}; try again later", file=sys.stderr)

@@ -19,13 +19,15 @@ from urllib.parse import urlsplit
 
 from notion_queue.errors import ConfigError
 from notion_queue.intake.payloads import normalise_email, parse_time
+from notion_queue.timezones import zone_named
 
-FieldType = Literal["text", "integer", "number", "datetime", "email", "url", "object"]
+FieldType = Literal["text", "integer", "number", "datetime", "timezone", "email", "url", "object"]
 FIELD_TYPES: tuple[FieldType, ...] = (
     "text",
     "integer",
     "number",
     "datetime",
+    "timezone",
     "email",
     "url",
     "object",
@@ -73,6 +75,8 @@ class FieldSpec:
             except ValueError:
                 raise ValueError("must be an ISO 8601 time with a timezone") from None
             return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if self.type == "timezone":
+            return zone_named(value).key
         if self.type == "email":
             try:
                 return normalise_email(value)

@@ -26,6 +26,8 @@ class Status(StrEnum):
     """The Status select of an Email Queue row. Names are what marketers see in Notion."""
 
     QUEUED = "queued"  # waiting for its Scheduled Time; the only status the worker sends
+    # A review sequence's row waits for a marketer: setting it to queued approves it.
+    REVIEW = "review"
     PAUSED = "paused"  # a marketer held it; flipping back to queued resumes it
     # The system holds it: a rebooking is pending (the host asked the guest to rebook); a
     # reschedule requeues it, a cancellation cancels it. `notion-queue resume` leaves it alone.
@@ -36,7 +38,7 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # its moment passed (Expires At) before it could be sent
 
 
-ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.PAUSED, Status.WAITING})
+ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.REVIEW, Status.PAUSED, Status.WAITING})
 
 # Every Status change notion-queue writes passes this table (notion_queue.transitions).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -50,6 +52,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
             Status.SKIPPED,
         }
     ),
+    # Approved (queued) or turned down (cancelled); a reschedule that comes too late skips it.
+    Status.REVIEW: frozenset({Status.QUEUED, Status.CANCELLED, Status.SKIPPED}),
     Status.PAUSED: frozenset({Status.QUEUED, Status.CANCELLED}),
     # The new booking time requeues it (or skips it when that is already too late).
     Status.WAITING: frozenset({Status.QUEUED, Status.SKIPPED, Status.CANCELLED}),
@@ -215,6 +219,7 @@ class ContactData:
     meeting_time: datetime | None = None
     last_event: str | None = None
     unsubscribed: bool | None = None
+    time_zone: str | None = None  # an IANA name, checked before it gets here
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,7 @@ class Contact:
     meeting_time: datetime | None = None
     last_event: str = ""
     unsubscribed: bool = False
+    time_zone: str = ""  # as typed in Notion: checked when used (timezones.contact_zone)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ def _views() -> list[dict[str, Any]]:
     by_time = [{"property": s.SCHEDULED_TIME, "direction": "ascending"}]
     return [
         {"name": "Due next", "filter": status_is(Status.QUEUED), "sorts": by_time},
+        # A review sequence's rows: set Status to queued to approve one, cancelled to drop it.
+        {"name": "Needs review", "filter": status_is(Status.REVIEW), "sorts": by_time},
         {
             "name": "Failed",
             "filter": status_is(Status.FAILED),

@@ -7,8 +7,9 @@ variable with no value into an error (the row fails) instead of an email that sa
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -23,6 +24,32 @@ _html_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=Tr
 _text_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 _UNDEFINED_ATTR = re.compile(r"has no attribute '([^']+)'")
+
+# Compiled templates by (environment, source text): the source is the template's version, so an
+# edit compiles afresh and an unchanged template is compiled once (compiling costs ~100x a render).
+_COMPILED_LIMIT = 512
+_compiled: OrderedDict[tuple[int, str], jinja2.Template] = OrderedDict()
+_compiled_lock = threading.Lock()  # the worker renders from several threads
+
+
+def _compile(env: SandboxedEnvironment, source: str) -> jinja2.Template:
+    key = (id(env), source)
+    with _compiled_lock:
+        found = _compiled.get(key)
+        if found is not None:
+            _compiled.move_to_end(key)
+            return found
+    compiled = env.from_string(source)  # a syntax error is raised, and not remembered
+    with _compiled_lock:
+        _compiled[key] = compiled
+        while len(_compiled) > _COMPILED_LIMIT:
+            _compiled.popitem(last=False)  # the least recently used: old versions age out
+    return compiled
+
+
+def clear_compiled() -> None:
+    with _compiled_lock:
+        _compiled.clear()
 
 
 @dataclass(frozen=True)
@@ -50,7 +77,7 @@ def _render(
     env: SandboxedEnvironment, template: Template, part: str, source: str, variables: dict[str, Any]
 ) -> str:
     try:
-        return _compiled(env, source).render(variables)
+        return _compile(env, source).render(variables)
     except jinja2.UndefinedError as exc:
         message = str(exc)
         match = _UNDEFINED_NAME.search(message) or _UNDEFINED_ATTR.search(message)
@@ -63,13 +90,6 @@ def _render(
         ) from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"template {template.template_id!r} {part}: {exc}") from None
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(env: SandboxedEnvironment, source: str) -> jinja2.Template:
-    """A template's source compiled once (compiling costs ~100× rendering; an edited template
-    is another source, compiled anew)."""
-    return env.from_string(source)
 
 
 def one_line(value: str) -> str:

@@ -60,7 +60,7 @@ ONBOARDING = {
 PRECALL = {
     "email": "guest@example.com",
     "first_name": "Guest",
-    "meeting_time": "Wednesday 10 December, 14:30 UTC",
+    "meeting_time": "2025-12-10T14:30:00Z",  # stored ISO; told in the recipient's zone
 }
 
 WEBSITE_SAMPLES: dict[str, dict[str, Any]] = {

@@ -21,6 +21,7 @@ from notion_queue.errors import ConfigError
 from notion_queue.event_fields import FieldSpec, parse_fields
 from notion_queue.logs import get_logger
 from notion_queue.triggers import Trigger, check_trigger_sequences, parse_triggers
+from notion_queue.windows import Timing, Window, parse_timing
 
 log = get_logger(__name__)
 
@@ -60,6 +61,7 @@ class Sequence:
     cancels: tuple[str, ...] = ()
     description: str = ""
     cancel_reason: str = ""  # with {event_time} and {anchor_time}; "" → the default
+    timing: Timing = field(default_factory=Timing)  # window, review, cap_exempt (windows.py)
 
     @property
     def expires_at_anchor(self) -> bool:
@@ -81,6 +83,10 @@ class Catalog:
             return self.sequences[name]
         except KeyError:
             raise ConfigError(f"sequence {name!r} is not in the catalog") from None
+
+    def windows(self) -> dict[str, Window]:
+        """The send window of each sequence that declares one."""
+        return {n: s.timing.window for n, s in self.sequences.items() if s.timing.window}
 
     def template_ids(self) -> list[str]:
         return [s.template_id for seq in self.sequences.values() for s in seq.steps]
@@ -238,4 +244,5 @@ def _parse_sequence(
         cancels=tuple(str(c) for c in cancels),
         description=str(body.get("description", "")),
         cancel_reason=_parse_cancel_reason(body, place),
+        timing=parse_timing(body, place),
     )

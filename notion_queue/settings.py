@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     Field,
@@ -15,11 +16,13 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notion_queue.errors import ConfigError
+from notion_queue.timezones import zone_named
 
 NOTION_API_BASE_URL = "https://api.notion.com"
 SECRET_FIELDS = (
@@ -78,6 +81,10 @@ class Settings(BaseSettings):
     email_reply_to: str | None = None
 
     testing_mode: bool = False
+    # The zone emails tell times in when neither the event nor the contact names one.
+    default_timezone: str = "UTC"
+    # At most this many emails per address per day of the recipient's calendar (unset: no cap).
+    max_emails_per_day: int | None = Field(default=None, ge=1)
     poll_interval_seconds: float = Field(default=60, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     send_concurrency: int = Field(default=4, ge=1, le=32)
@@ -129,6 +136,21 @@ class Settings(BaseSettings):
         settings = handler(data)
         settings._secrets_given_empty = frozenset(empty)
         return settings
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone_is_iana(cls, value: str) -> str:
+        zone_named(value)  # ValueError: "must be an IANA time zone name, e.g. Europe/Berlin"
+        return value.strip()
+
+    @field_validator("max_emails_per_day", mode="before")
+    @classmethod
+    def _blank_cap_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def default_zone(self) -> ZoneInfo:
+        return zone_named(self.default_timezone)
 
     @property
     def secrets_given_empty(self) -> frozenset[str]:

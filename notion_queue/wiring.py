@@ -158,6 +158,9 @@ def build_worker(
             concurrency=settings.send_concurrency,
             batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
             claim_ttl=settings.claim_ttl_seconds,
+            default_zone=settings.default_zone,
+            # Testing mode ignores windows, so a rehearsal runs in minutes.
+            windows={} if settings.testing_mode else catalog.windows(),
         ),
         unsubscribe=build_unsubscribe(settings),
         batches=batches,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from notion_queue import metrics
 from notion_queue.batch_journal import BatchJournal
@@ -52,9 +53,13 @@ from notion_queue.store.base import (
 from notion_queue.suppression import SuppressionList
 from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
+from notion_queue.timezones import UTC_ZONE
 from notion_queue.transitions import change_status
 from notion_queue.unsubscribe import UnsubscribeTokens
+from notion_queue.wakeup import WakeListener
+from notion_queue.windows import Window
 from notion_queue.worker_status import StatusFile
+from notion_queue.worker_windows import outside_window
 
 log = get_logger("notion_queue.worker")
 
@@ -81,6 +86,8 @@ class WorkerConfig:
     concurrency: int = 1
     batch_size: int = 8  # wiring sizes it to STALE_AFTER_SECONDS at the mail rate
     claim_ttl: float = CLAIM_TTL_SECONDS
+    default_zone: ZoneInfo = UTC_ZONE  # DEFAULT_TIMEZONE
+    windows: dict[str, Window] = field(default_factory=dict)  # send windows by sequence
 
 
 def batch_size_for(mail_rate: float | None) -> int:
@@ -130,7 +137,9 @@ class Worker:
         backoff: Backoff | None = None,
         status_file: Path | None = None,
         batches: BatchJournal | None = None,
+        wake: WakeListener | None = None,
     ) -> None:
+        """`wake`: the FIFO the server pokes when it queues a row due before the next poll."""
         self.store = store
         # Set (with a BatchMailer): rows go out up to 100 a request (see _send_batches).
         self.batches = batches if isinstance(mailer, BatchMailer) else None
@@ -150,12 +159,14 @@ class Worker:
             campaign_variables=config.campaign_variables,
             event_fields=config.event_fields,
             unsubscribe=unsubscribe,
+            default_zone=config.default_zone,
         )
         self._not_before: dict[str, datetime] = {}
         # Who claims rows on a store with row claims: unique per process, on any host.
         self.worker_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
         self.template_jobs: tuple[TemplateJob, ...] = ()
+        self.wake = wake
 
     # the cycle
 
@@ -177,10 +188,12 @@ class Worker:
             if self.batches is not None:
                 self._resend_pending(handled, summary)
             more = True
+            last: QueueRow | None = None  # keyset: each query starts behind the last batch
             while more and not self.stop_event.is_set():
-                batch, more = self._next_batch(horizon, now, handled, summary)
+                batch, more = self._next_batch(horizon, now, handled, summary, last)
                 if not batch:
                     break
+                last = batch[-1]
                 fetched_at = self.clock.monotonic()
                 handled.update(row.id for row in batch)
                 if self.batches is not None:
@@ -215,16 +228,25 @@ class Worker:
         return summary
 
     def _next_batch(
-        self, horizon: datetime, now: datetime, handled: set[str], summary: CycleSummary
+        self,
+        horizon: datetime,
+        now: datetime,
+        handled: set[str],
+        summary: CycleSummary,
+        resume_after: QueueRow | None,
     ) -> tuple[list[QueueRow], bool]:
         """Up to `batch_size` due rows not yet handled in this cycle, from one fresh query, and
         whether more may be due after them. The query asks for one row more than the batch and
         covers the coming interval too, so a short page or a row not yet due says "nothing more
-        now" (no extra query to find out) and tells the worker when to wake next."""
+        now" (no extra query to find out) and tells the worker when to wake next. The query
+        starts behind `resume_after` (the last batch's last row), so no batch reads the rows
+        handled before it again, however many of them are still queued (retries)."""
         if isinstance(self.store, RowClaims):
             return self._claim_batch(self.store, now, handled, summary)
         batch: list[QueueRow] = []
-        for row in self.store.due_rows(horizon, page_size=self.config.batch_size + 1):
+        for row in self.store.due_rows(
+            horizon, page_size=self.config.batch_size + 1, after=resume_after
+        ):
             if row.id in handled:
                 continue
             if row.scheduled_time is not None and row.scheduled_time > now:
@@ -269,8 +291,16 @@ class Worker:
                 until_due = (summary.next_due - self.clock.now()).total_seconds()
                 # A hair after the row falls due, so the wake-up query finds it due.
                 wait_for = min(wait_for, max(0.0, until_due) + WAKE_MARGIN_SECONDS)
-            self.stop_event.wait(wait_for)
+            self._pause(wait_for, wakeable=not summary.account_error)
         log.info("worker_stopped")
+
+    def _pause(self, seconds: float, *, wakeable: bool) -> None:
+        """Until the next poll, or sooner when the server wakes us (or stop()); a paused
+        account waits its probe out whatever is queued meanwhile."""
+        if self.wake is None or not wakeable:
+            self.stop_event.wait(seconds)
+        elif self.wake.wait(seconds) and not self.stop_event.is_set():
+            log.debug("worker_woken")
 
     def write_status(self, summary: CycleSummary) -> None:
         """What the server's /readyz shows of the worker: whether sending is paused, and why."""
@@ -278,6 +308,8 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.wake is not None:
+            self.wake.poke()
 
     # batches (a BatchMailer and a store whose pending batches are kept: see batch_journal.py)
 
@@ -399,6 +431,19 @@ class Worker:
             return self._finish(
                 row, Status.CANCELLED, "cancelled: the address is unsubscribed or suppressed"
             )
+        moved = outside_window(row, self.config.windows, self.config.default_zone)
+        if moved is not None:
+            if moved.skip:
+                return self._finish(row, Status.SKIPPED, moved.reason)
+            change_status(
+                self.store,
+                row,
+                Status.QUEUED,
+                scheduled_time=moved.when,
+                error_message=moved.reason,
+            )
+            log.info("row_moved_to_window", row_id=row.id, sequence=row.sequence)
+            return "unchanged"
         try:
             email = self.composer.compose(row, self.templates.get(row.template_id))
         except PermanentError as exc:

@@ -18,7 +18,7 @@ from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.logs import configure_logging
 from notion_queue.mail.outbox import OutboxMailer
-from notion_queue.models import NewRow, Status
+from notion_queue.models import NewRow, Status, Template
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.store.base import QueueStore
@@ -221,6 +221,19 @@ def new_row(**overrides: Any) -> NewRow:
     }
     values.update(overrides)
     return NewRow(**values)
+
+
+def needs_business_name(store: QueueStore) -> NewRow:
+    """A row a marketer's edits broke: the template (edited in Notion) names business_name
+    with no default, and the row's Variables (edited too) no longer hold it."""
+    store.upsert_template(
+        Template(
+            "lead_nurture_email_1",
+            "A note for {{ business_name }}",
+            "<p>Hi {{ first_name }}, about {{ business_name }}.</p>",
+        )
+    )
+    return new_row(variables={})
 
 
 @pytest.fixture

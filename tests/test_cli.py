@@ -293,3 +293,29 @@ def test_templates_check_renders_templates_seeded_as_notion_documents(cli: Cli) 
 
     assert result.code == 0, result.out
     assert not [line for line in result.out if line.startswith("FAIL")]
+
+
+def test_enqueue_without_a_var_a_template_needs_is_refused_naming_it(cli: Cli) -> None:
+    cli.queue_file.parent.mkdir(parents=True)
+    store = SqliteStore(cli.queue_file)
+    store.upsert_template(  # a marketer's template, in the store: it needs business_name
+        Template("lead_nurture_email_1", "For {{ business_name }}", "<p>Hi {{ first_name }}</p>")
+    )
+    store.close()
+    base = ("enqueue", "lead_nurture", "--email", "sarah@example.com", "--var", "first_name=S")
+
+    refused = cli(*base)
+    bad_zone = cli(*base, "--var", "business_name=Salon", "--var", "timezone=Mars/Base")
+    accepted = cli(*base, "--var", "business_name=Salon", "--var", "timezone=Europe/Berlin")
+
+    assert refused.code == 2
+    assert "business_name: is required" in refused.err
+    assert "add --var business_name=..." in refused.err
+    assert bad_zone.code == 2 and "--var timezone: must be an IANA" in bad_zone.err
+    assert accepted.code == 0
+    store = SqliteStore(cli.queue_file)
+    rows = store.rows_for_email("sarah@example.com")
+    contact = store.find_contact("sarah@example.com")
+    store.close()
+    assert len(rows) == 5 and {r.variables()["timezone"] for r in rows} == {"Europe/Berlin"}
+    assert contact is not None and contact.time_zone == "Europe/Berlin"

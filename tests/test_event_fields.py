@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -127,7 +126,7 @@ def test_undeclared_fields_are_dropped_and_logged_once_each_without_the_value(
     for value in ("Your Bank", "evil.example", "Security Team"):
         assert value not in logged
     rows = pipeline.store.rows_for_email("victim@example.com")
-    assert rows and all(r.variables() == {"first_name": "Vic"} for r in rows)
+    assert rows and all(r.variables() == {"first_name": "Vic", "timezone": "UTC"} for r in rows)
 
 
 def test_campaign_variables_in_an_old_row_do_not_win(
@@ -522,22 +521,19 @@ def test_the_worker_fails_a_row_whose_edited_template_links_an_event_value(
 # Fallbacks
 
 
-def test_a_declared_fallback_fills_a_missing_first_name(
+def test_a_signup_without_first_name_delivers_hi_there(
     tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory
 ) -> None:
-    packaged = (Path(__file__).parents[1] / "notion_queue" / "sequences.toml").read_text()
-    declared = '[fields.first_name]\ntype = "text"\nmax_length = 100\n'
-    path = tmp_path / "catalog.toml"
-    path.write_text(packaged.replace(declared, declared + 'fallback = "there"\n'))
-    custom = load_catalog(path)
-    pipeline = Pipeline(tmp_path, clock, custom, make_worker)
-    pipeline.worker.composer = replace(pipeline.worker.composer, event_fields=custom.fields)
+    catalog = load_catalog()  # the packaged catalog gives first_name the fallback "there"
+    pipeline = Pipeline(tmp_path, clock, catalog, make_worker)
     try:
-        response = pipeline.post("/webhook/christmas-signup", {"email": "a@example.com"})
+        response = pipeline.post(
+            "/webhook/christmas-signup", {"email": "a@example.com", "business_name": "A's"}
+        )
         assert response.status_code == 202
         messages = pipeline.send_due()
     finally:
         pipeline.close()
 
-    assert custom.fields["first_name"].fallback == "there"
+    assert catalog.fields["first_name"].fallback == "there"
     assert len(messages) == 1 and "Hi there," in body_of(messages[0])

@@ -247,7 +247,8 @@ def test_calcom_booking_schedules_precall_prep_and_ends_five_day_and_noshow(funn
     ]
     assert {r.expires_at for r in precall} == {MEETING}
     assert precall[0].first_name == "Guest"
-    assert precall[0].variables()["meeting_time"] == "Wednesday 10 December, 14:30 UTC"
+    # Stored as a time; the worker tells it in the guest's zone (UTC: the booking names none).
+    assert precall[0].variables()["meeting_time"] == "2025-12-10T14:30:00Z"
     assert precall[0].dedupe_key == "calcom-booking:BOOKING_CREATED:booking-1:/precall_prep/1"
     for sequence in ("five_day", "noshow_recovery"):
         open_rows = [
@@ -270,7 +271,7 @@ def test_a_booking_time_with_an_offset_is_told_in_utc(funnel: Funnel) -> None:
     funnel.calcom("BOOKING_CREATED", booking)
 
     precall = funnel.rows("guest@example.com", "precall_prep")
-    assert {r.variables()["meeting_time"] for r in precall} == {"Wednesday 10 December, 14:30 UTC"}
+    assert {r.variables()["meeting_time"] for r in precall} == {"2025-12-10T14:30:00Z"}
     assert {r.scheduled_time for r in precall} == {
         MEETING - timedelta(days=3),
         MEETING - timedelta(days=1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.models import Status
 from notion_queue.sequences import Catalog
-from tests.conftest import NOTION_TOKEN, T0, NotionWorld, WorkerFactory, make_notion_world, new_row
+from tests.conftest import (
+    NOTION_TOKEN,
+    T0,
+    NotionWorld,
+    WorkerFactory,
+    make_notion_world,
+    needs_business_name,
+    new_row,
+)
 
 
 def notion_intake(
@@ -166,7 +175,8 @@ def test_email_analytics_gets_one_row_per_outcome_when_configured(
 ) -> None:
     world = make_notion_world(clock, with_analytics=True)
     world.store.add_row(new_row(email="ok@example.com"))
-    world.store.add_row(new_row(email="broken@example.com", first_name=""))
+    # Edits broke it (first_name alone has a fallback now): the worker fails it.
+    world.store.add_row(replace(needs_business_name(world.store), email="broken@example.com"))
     world.fake.requests.clear()
 
     make_worker(world.store, outbox).run_once()

@@ -169,3 +169,34 @@ def test_the_outbox_page_lists_the_newest_message_first(tmp_path: Path, clock: F
 
     shown = sorted(recipients, key=page.index)
     assert shown == recipients[::-1] and "6 message(s)" in page
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"reply_to": "Reply Desk <reply@businessx.com>", "text": "Line 1\n\nLine 3\r\nend"},
+        {"subject": "Hello? Yes: 100% & more (really) =?not encoded"},
+        {"subject": "Grüße, Sarah ✨", "text": "Grüße"},
+        {"to": '"Sarah, J." <sarah@example.com>'},
+        {"to": "Sarah J. Smith <sarah@example.com>"},
+        {"html": "<p>" + "x" * 1200 + "</p>"},
+        {"text": ""},
+        {"headers": {"List-Unsubscribe": "<https://x.example/u?token=" + "a" * 300 + ">"}},
+    ],
+)
+def test_the_fast_message_writer_gives_the_email_packages_bytes(changes: dict[str, Any]) -> None:
+    import dataclasses
+    import re
+
+    from notion_queue.mail.outbox import build_message, message_bytes
+
+    mail = dataclasses.replace(email(), **changes)
+    date = "Mon, 01 Dec 2025 10:00:00 +0000"
+    fast = message_bytes(mail, message_id="<id@businessx.com>", date=date)
+    slow = bytes(build_message(mail, message_id="<id@businessx.com>", date=date))
+
+    def same_boundary(data: bytes) -> bytes:
+        return re.sub(rb"={15}\d+==", b"BOUNDARY", data)
+
+    assert same_boundary(fast) == same_boundary(slow)

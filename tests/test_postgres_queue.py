@@ -16,7 +16,7 @@ from notion_queue.clock import FakeClock
 from notion_queue.entry import worker_main
 from notion_queue.errors import ConfigError, RetryableError
 from notion_queue.mail.outbox import OutboxMailer, sent_messages
-from notion_queue.models import Status
+from notion_queue.models import ContactData, Status
 from notion_queue.settings import load_settings
 from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.postgres_schema import MIGRATIONS
@@ -216,3 +216,30 @@ def test_a_worker_takes_back_its_own_rows_after_an_account_error(
 
     assert [r.id for r in again] == [row.id] and others == []
     assert postgres_store.claim_due("worker A", T0, 5, TTL, skip={row.id}) == []
+
+
+def test_a_database_from_before_time_zones_gains_the_column_and_keeps_its_contacts(
+    pg_cluster: Cluster,
+) -> None:
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS before_zones")
+        admin.execute("CREATE DATABASE before_zones")
+    with psycopg.connect(pg_cluster.url("before_zones"), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_version ("
+            " version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for version, sql in MIGRATIONS[:3]:  # the release before contacts had a time zone
+            conn.execute(sql.encode())
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        conn.execute("INSERT INTO contacts (id, email) VALUES ('c1', 'ann@example.com')")
+
+    store = PostgresStore(pg_cluster.url("before_zones"))
+    try:
+        kept = store.find_contact("ann@example.com")
+        assert kept is not None and kept.time_zone == ""
+        store.upsert_contact(ContactData(email="ann@example.com", time_zone="Asia/Tokyo"))
+        again = store.find_contact("ann@example.com")
+        assert again is not None and again.time_zone == "Asia/Tokyo" and again.id == "c1"
+    finally:
+        store.close()

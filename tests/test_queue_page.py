@@ -363,6 +363,27 @@ def test_only_the_buttons_a_row_can_use_are_shown(store: QueueStore, signed_in: 
     assert ">Resume<" not in page and ">Retry<" not in page
 
 
+def test_a_row_waiting_for_review_is_approved_or_cancelled_from_the_page(
+    store: QueueStore, signed_in: TestClient
+) -> None:
+    approved = store.add_row(new_row(status=Status.REVIEW))
+    dropped = store.add_row(new_row(email="tom@example.com", status=Status.REVIEW))
+    page = signed_in.get(f"/queue/rows/{approved.id}").text
+    assert ">Approve<" in page and ">Cancel<" in page
+    assert ">Pause<" not in page and ">Resume<" not in page
+    csrf = csrf_of(page)
+
+    for row_id, action in ((approved.id, "approve"), (dropped.id, "cancel")):
+        response = signed_in.post(
+            f"/queue/rows/{row_id}/{action}", data={"csrf": csrf}, follow_redirects=False
+        )
+        assert response.status_code == 303
+    assert store.get_row(approved.id).status is Status.QUEUED
+    assert store.get_row(dropped.id).status is Status.CANCELLED
+    again = signed_in.post(f"/queue/rows/{approved.id}/approve", data={"csrf": csrf})
+    assert again.status_code == 409  # only a row in review is approved
+
+
 def test_an_action_never_redirects_to_another_site(
     store: QueueStore, signed_in: TestClient
 ) -> None:

@@ -102,6 +102,7 @@ def test_an_install_from_before_the_workers_database_is_told_to_rerun_the_setup(
 
 VIEW_NAMES = [
     "Due next",
+    "Needs review",
     "Failed",
     "Paused",
     "Waiting for a rebooking",
@@ -110,7 +111,7 @@ VIEW_NAMES = [
 ]
 
 
-def test_setup_run_three_times_leaves_the_six_saved_views_once(clock: FakeClock) -> None:
+def test_setup_run_three_times_leaves_the_seven_saved_views_once(clock: FakeClock) -> None:
     fake = FakeNotion(clock, token=NOTION_TOKEN)
     parent = fake.create_parent_page("Funnel")
     setup = NotionSetup(gateway_for(fake, clock))

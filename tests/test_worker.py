@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -14,7 +15,7 @@ from notion_queue.mail.outbox import OutboxMailer, sent_messages
 from notion_queue.models import RowUpdate, Status, Template
 from notion_queue.store.base import QueueStore
 from notion_queue.worker import STALE_AFTER_SECONDS
-from tests.conftest import T0, Marketer, WorkerFactory, new_row
+from tests.conftest import T0, Marketer, WorkerFactory, needs_business_name, new_row
 
 
 def outbox_messages(outbox: OutboxMailer) -> list[Message]:
@@ -71,7 +72,7 @@ def test_the_message_is_a_real_email(
 def test_row_with_missing_variable_fails_and_nothing_is_sent(
     store: QueueStore, outbox: OutboxMailer, make_worker: WorkerFactory
 ) -> None:
-    row = store.add_row(new_row(first_name=""))
+    row = store.add_row(needs_business_name(store))
 
     with capture_logs() as logs:
         summary = make_worker(store, outbox).run_once()
@@ -80,7 +81,7 @@ def test_row_with_missing_variable_fails_and_nothing_is_sent(
     assert outbox_messages(outbox) == []
     failed = store.get_row(row.id)
     assert failed.status is Status.FAILED
-    assert failed.error_message == "missing template variable: first_name"
+    assert failed.error_message == "missing template variable: business_name"
     assert any(e["event"] == "row_failed" and e["row_id"] == row.id for e in logs)
 
 
@@ -232,7 +233,8 @@ def test_outcomes_and_lateness_reach_the_metrics(
     failed_before = sample("notion_queue_rows_total", outcome="failed", sequence="lead_nurture")
     late_before = sample("notion_queue_lateness_seconds_count")
     store.add_row(new_row())
-    store.add_row(new_row(email="x@example.com", first_name=""))
+    broken = needs_business_name(store)
+    store.add_row(replace(broken, email="x@example.com", dedupe_key="broken"))
     clock.advance(3)
 
     make_worker(store, outbox).run_once()

@@ -19,6 +19,7 @@ from notion_queue.intake.journal import Journal, JournalEntry
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.logs import get_logger
 from notion_queue.pacing import Backoff
+from notion_queue.retention import KEEP_HISTORY, PRUNE_EVERY_SECONDS, Every
 from notion_queue.sqlite_faults import describe, is_corrupt
 
 log = get_logger(__name__)
@@ -54,6 +55,7 @@ class Drainer:
         self._connect = connect
         self._connect_attempts = 0
         self._connect_not_before = 0.0
+        self._prune = Every(clock, PRUNE_EVERY_SECONDS)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,9 +65,23 @@ class Drainer:
         return not self.store_problem
 
     def drain_once(self) -> int:
-        """Apply every pending event that is due; answers how many were finished."""
+        """Apply every pending event that is due; answers how many were finished. The batch's
+        events are marked done together, in one commit, at its end: one killed before that is
+        applied again after a restart, which intake's dedupe keys make harmless."""
         if not self._connected():
             return 0
+        done: list[str] = []
+        try:
+            finished = self._drain(done)
+        finally:
+            self.journal.mark_all_done(done)
+        if self._prune.due():
+            pruned = self.journal.prune(self.clock.now() - KEEP_HISTORY)
+            if pruned:
+                log.info("journal_pruned", events=pruned, older_than_hours=48)
+        return finished
+
+    def _drain(self, done: list[str]) -> int:
         finished = 0
         entries = self.journal.pending(self.clock.now())
         if not entries and self.journal.backlog() == 0:
@@ -101,7 +117,7 @@ class Drainer:
                 )
                 log.exception("event_error", event_id=entry.id, kind=entry.kind, delay=delay)
                 continue
-            self.journal.mark_done(entry.id)
+            done.append(entry.id)
             self.store_problem = ""
             self.last_error = ""
             self.progress_at = self.clock.monotonic()

@@ -35,10 +35,11 @@ from notion_queue.intake.payloads import (
     first_name_from,
 )
 from notion_queue.intake.plans import ALL_SEQUENCES, CancelSequences, Plan, event_variables
-from notion_queue.intake.website import meeting_time_text, plan_website
+from notion_queue.intake.website import plan_website
 from notion_queue.logs import get_logger
 from notion_queue.models import ContactData, Delivery, utc_text
 from notion_queue.sequences import Catalog
+from notion_queue.timezones import iso_utc, zone_named
 from notion_queue.triggers import BOOKING, BOOKING_CANCELLED, NO_SHOW, NO_SHOW_REMOVED, Trigger
 
 log = get_logger(__name__)
@@ -131,7 +132,7 @@ def _booking_plan(
     """A booking starts [triggers.booking]; a reschedule moves the meeting's own sequences
     (starting them afresh if it finds none of their rows) and ends nothing."""
     times = EventTimes(received_at, meeting_start=start)
-    variables = {"first_name": first_name, "meeting_time": meeting_time_text(start), **link}
+    variables = {"first_name": first_name, "meeting_time": iso_utc(start), **link}
     if not reschedule:
         reason = f"call booked for {utc_text(start)}"
         return _provider_plan(BOOKING, catalog, email, contact, times, variables, reason, dropped)
@@ -152,6 +153,19 @@ def _booking_plan(
         starts=starts,
         dropped_fields=dropped,
     )
+
+
+def booker_zone(name: str | None, where: str, *, starts: bool) -> str | None:
+    """The guest's IANA zone from a booking, or None. One that is not a zone refuses (422) an
+    event that starts emails; a cancellation is never refused for it (the zone is dropped)."""
+    if name in (None, ""):
+        return None
+    try:
+        return zone_named(name).key
+    except ValueError as exc:
+        if not starts:
+            return None
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _calcom_is_reschedule(hook: CalcomWebhook) -> bool:
@@ -178,6 +192,11 @@ def plan_calcom(hook: CalcomWebhook, received_at: datetime, catalog: Catalog) ->
         last_name=person.lastName,
         meeting_time=booking.startTime if hook.triggerEvent != "BOOKING_CANCELLED" else None,
         last_event=f"calcom:{hook.triggerEvent}",
+        time_zone=booker_zone(
+            person.timeZone,
+            "payload.attendees[0].timeZone",
+            starts=hook.triggerEvent != "BOOKING_CANCELLED",
+        ),
     )
     if hook.triggerEvent == "BOOKING_CANCELLED":
         if booking.requestReschedule:
@@ -239,6 +258,11 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog
         last_name=invitee.last_name,
         meeting_time=event.start_time if event and hook.event == "invitee.created" else None,
         last_event=f"calendly:{hook.event}",
+        time_zone=booker_zone(
+            invitee.timezone,
+            "payload.timezone",
+            starts=hook.event in ("invitee.created", "invitee_no_show.created"),
+        ),
     )
     times = EventTimes(received_at)
     variables: dict[str, Any] = {"first_name": first}
@@ -267,7 +291,7 @@ def plan_calendly(hook: CalendlyWebhook, received_at: datetime, catalog: Catalog
         )
     if hook.event == "invitee_no_show.created":
         if event is not None:
-            variables["diagnostic_call_date"] = meeting_time_text(event.start_time)
+            variables["diagnostic_call_date"] = iso_utc(event.start_time)
         reason = "no-show marked in Calendly"
         return _provider_plan(NO_SHOW, catalog, invitee.email, contact, times, variables, reason)
     # invitee_no_show.deleted: the no-show mark was a mistake

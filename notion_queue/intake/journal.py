@@ -69,6 +69,19 @@ class JournalEntry:
 RECOVER = "pending events"
 
 
+@dataclass
+class _Append:
+    """One webhook's event, waiting for the group commit that puts it on disk."""
+
+    id: str
+    event_key: str
+    kind: str
+    payload: str
+    received_at: str
+    result: tuple[str, bool] | None = None
+    error: sqlite3.Error | None = None
+
+
 class Journal:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
@@ -78,7 +91,9 @@ class Journal:
         self.write_error = ""  # the last write failed (disk full, I/O error); cleared by a write
         self._db = connect(path, "STATE_DIR")
         self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection: one transaction at a time
+        self._queued_lock = threading.Lock()
+        self._queued: list[_Append] = []  # appends waiting for the next group commit
         with self._lock:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -113,23 +128,54 @@ class Journal:
         self, kind: str, event_key: str, payload: dict[str, Any], received_at: datetime
     ) -> tuple[str, bool]:
         """Commit the event; answers (event id, True), or the first one's id and False when an
-        event with this key was journaled before."""
-        event_id = f"evt_{secrets.token_hex(10)}"
-        with self._lock, self._noting(write=True):
-            try:
-                self._db.execute(
-                    "INSERT INTO events (id, event_key, kind, payload, received_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (event_id, event_key, kind, json.dumps(payload), received_at.isoformat()),
-                )
+        event with this key was journaled before.
+
+        Group commit: events that arrive while a commit (its fsync) is under way queue up, and
+        the next thread to get the file commits them all in one transaction, one fsync; each
+        caller returns once its own event is on disk (or raises what the commit raised)."""
+        item = _Append(
+            f"evt_{secrets.token_hex(10)}",
+            event_key,
+            kind,
+            json.dumps(payload),
+            received_at.isoformat(),
+        )
+        with self._queued_lock:
+            self._queued.append(item)
+        with self._lock:
+            if item.result is None and item.error is None:
+                self._commit_queued()
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    def _commit_queued(self) -> None:
+        with self._queued_lock:
+            batch, self._queued = self._queued, []
+        results: list[tuple[str, bool]] = []
+        try:
+            with self._noting(write=True):
+                for item in batch:
+                    added = self._db.execute(
+                        "INSERT INTO events (id, event_key, kind, payload, received_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING",
+                        (item.id, item.event_key, item.kind, item.payload, item.received_at),
+                    )
+                    if added.rowcount == 1:
+                        results.append((item.id, True))
+                        continue
+                    first = self._db.execute(
+                        "SELECT id FROM events WHERE event_key = ?", (item.event_key,)
+                    ).fetchone()
+                    results.append((str(first["id"]), False))
                 self._db.commit()
-                return event_id, True
-            except sqlite3.IntegrityError:
-                self._db.rollback()
-                row = self._db.execute(
-                    "SELECT id FROM events WHERE event_key = ?", (event_key,)
-                ).fetchone()
-                return str(row["id"]), False
+        except sqlite3.Error as exc:
+            for item in batch:
+                item.error = exc
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.result = result
 
     def pending(self, now: datetime, limit: int = 50) -> list[JournalEntry]:
         with self._lock, self._noting(write=False):
@@ -159,6 +205,28 @@ class Journal:
                 (EventState.DONE.value, event_id),
             )
             self._db.commit()
+
+    def mark_all_done(self, event_ids: list[str]) -> None:
+        """mark_done for a drained batch, in one transaction (one fsync)."""
+        if not event_ids:
+            return
+        with self._lock, self._noting(write=True):
+            self._db.executemany(
+                "UPDATE events SET status = ?, last_error = '' WHERE id = ?",
+                [(EventState.DONE.value, event_id) for event_id in event_ids],
+            )
+            self._db.commit()
+
+    def prune(self, before: datetime) -> int:
+        """Forget finished events (done or rejected) received before `before`; answers how
+        many. A pending event is never pruned."""
+        with self._lock, self._noting(write=True):
+            cursor = self._db.execute(
+                "DELETE FROM events WHERE status IN (?, ?) AND received_at < ?",
+                (EventState.DONE.value, EventState.REJECTED.value, before.isoformat()),
+            )
+            self._db.commit()
+        return cursor.rowcount
 
     def mark_rejected(self, event_id: str, reason: str) -> None:
         """An event that can never be applied (a bug, or a catalog that changed under it)."""

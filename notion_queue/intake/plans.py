@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from notion_queue.daily_cap import DailyCap
 from notion_queue.models import ContactData, Delivery, NewRow, Status, utc_text
-from notion_queue.sequences import Catalog
+from notion_queue.sequences import Catalog, Sequence
+from notion_queue.timezones import UTC_ZONE, ZONE_VARIABLE
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,17 @@ def expand(
     now: datetime,
     testing_mode: bool,
     contact_id: str | None = None,
+    zone: ZoneInfo = UTC_ZONE,
+    cap: DailyCap | None = None,
 ) -> list[NewRow]:
-    """One row per step. A step the website already sent is recorded as sent; a step before a
-    meeting whose moment has passed is recorded as skipped rather than sent late."""
+    """One row per step, at its real Scheduled Time: inside the sequence's send window (in the
+    recipient's `zone`) and on a day with room under the daily cap. A step the website already
+    sent is recorded as sent; a step before a meeting whose moment has passed, or whose window
+    opens only after it, is recorded as skipped rather than sent late. A review sequence's rows
+    wait in `review`."""
     sequence = catalog[start.sequence]
+    expires_at = start.anchor if sequence.expires_at_anchor else None
+    variables = {**start.variables, ZONE_VARIABLE: zone.key}
     rows = []
     for step in sequence.steps:
         when = step.send_time(start.anchor, testing_mode)
@@ -89,6 +99,13 @@ def expand(
         elif sequence.expires_at_anchor and when < now:
             status = Status.SKIPPED
             note = f"skipped: booked too late for this reminder (it was due {utc_text(when)})"
+        else:
+            when, note = place(sequence, when, zone, testing_mode=testing_mode, cap=cap)
+            if expires_at is not None and when > expires_at:
+                status = Status.SKIPPED
+                note = f"skipped: {note or 'moved'}, after the meeting starts"
+            elif sequence.timing.review:
+                status = Status.REVIEW
         rows.append(
             NewRow(
                 email=email,
@@ -98,12 +115,35 @@ def expand(
                 template_id=step.template_id,
                 scheduled_time=when,
                 dedupe_key=dedupe_key(event_key, sequence.name, step.number),
-                variables=start.variables,
+                variables=variables,
                 status=status,
-                expires_at=start.anchor if sequence.expires_at_anchor else None,
+                expires_at=expires_at,
                 contact_id=contact_id,
                 sent_at=sent_at,
                 error_message=note,
             )
         )
     return rows
+
+
+def place(
+    sequence: Sequence,
+    when: datetime,
+    zone: ZoneInfo,
+    *,
+    testing_mode: bool,
+    cap: DailyCap | None = None,
+) -> tuple[datetime, str]:
+    """A step's real send time: the window's next opening (windows are off in testing mode),
+    then a day with room under the cap (unless the sequence is cap_exempt); and why it moved."""
+    window = None if testing_mode else sequence.timing.window
+    note = ""
+    if window is not None:
+        opened = window.next_open(when, zone)
+        if opened != when:
+            note = f"moved to the send window ({window.describe()} {zone.key})"
+        when = opened
+    if cap is not None and not sequence.timing.cap_exempt:
+        when, capped = cap.place(when, window)
+        note = capped or note
+    return when.astimezone(UTC), note

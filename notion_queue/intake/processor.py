@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from notion_queue.clock import Clock
+from notion_queue.daily_cap import DailyCap
 from notion_queue.errors import MaybeWritten, RetryableError
 from notion_queue.intake.handlers import build_handlers
 from notion_queue.intake.journal import JournalEntry
@@ -26,11 +28,13 @@ from notion_queue.intake.plans import (
     Plan,
     StartSequence,
     expand,
+    place,
 )
 from notion_queue.logs import get_logger
 from notion_queue.models import (
     ACTIVE_STATUSES,
     Delivery,
+    NewRow,
     QueueRow,
     RowUpdate,
     Status,
@@ -38,6 +42,7 @@ from notion_queue.models import (
 )
 from notion_queue.sequences import Catalog
 from notion_queue.store.base import ContactBook, RowQueue
+from notion_queue.timezones import UTC_ZONE, contact_zone
 from notion_queue.transitions import change_status
 
 log = get_logger(__name__)
@@ -75,12 +80,21 @@ class Applied:
 
 class IntakeProcessor:
     def __init__(
-        self, store: IntakeStore, catalog: Catalog, clock: Clock, *, testing_mode: bool = False
+        self,
+        store: IntakeStore,
+        catalog: Catalog,
+        clock: Clock,
+        *,
+        testing_mode: bool = False,
+        default_zone: ZoneInfo = UTC_ZONE,
+        max_emails_per_day: int | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
         self.testing_mode = testing_mode
+        self.default_zone = default_zone
+        self.max_emails_per_day = max_emails_per_day
         self.handlers = build_handlers(catalog)
 
     def plan(self, entry: JournalEntry) -> Plan:
@@ -100,9 +114,12 @@ class IntakeProcessor:
             self._record_delivery(message_id, state)
         contact_id = None
         new_address = False
+        zone = self.default_zone
         if plan.contact is not None:
             contact, outcome = self.store.upsert_contact(plan.contact)
             contact_id, new_address = contact.id, outcome == "created"
+            # The event's zone (now on the contact), else the one a marketer typed there.
+            zone = contact_zone(contact.time_zone, plan.email) or zone
         # A first attempt at an address Notion has never seen, that only starts sequences, can
         # find no rows of it: skip the read. Exit rules always read (rows may exist by hand).
         brand_new = new_address and entry.attempts == 0 and not (plan.cancels or plan.moves)
@@ -112,8 +129,13 @@ class IntakeProcessor:
         for rule in plan.cancels:
             applied.cancelled += self._cancel(rows, rule, mine)
         moved: set[str] = set()
+        cap = (
+            DailyCap.from_rows(self.max_emails_per_day, zone, rows, self.catalog, skip=mine)
+            if self.max_emails_per_day and plan.starts
+            else None
+        )
         for move in plan.moves:
-            count = self._move(rows, move.sequence, move.new_anchor, move.reason)
+            count = self._move(rows, move.sequence, move.new_anchor, move.reason, zone)
             applied.moved += count
             if count:
                 moved.add(move.sequence)
@@ -124,6 +146,7 @@ class IntakeProcessor:
             if self._already_running(rows, start, mine):
                 applied.not_started.append(start.sequence)
                 continue
+            fresh: list[NewRow] = []
             for row in expand(
                 start,
                 email=plan.email,
@@ -132,18 +155,21 @@ class IntakeProcessor:
                 now=self.clock.now(),
                 testing_mode=self.testing_mode,
                 contact_id=contact_id,
+                zone=zone,
+                cap=cap,
             ):
                 if row.dedupe_key in existing_keys:
                     applied.existing += 1
                     continue
-                try:
-                    self.store.add_row(row)
-                except MaybeWritten:
-                    # Notion may have created it: the next attempt reads the rows first.
-                    raise RetryableError(
-                        f"creating {row.dedupe_key} may or may not have happened"
-                    ) from None
-                applied.created += 1
+                fresh.append(row)
+            try:
+                self.store.add_rows(fresh)  # SQLite: one transaction; Notion: one create each
+            except MaybeWritten:
+                # Notion may have created them: the next attempt reads the rows first.
+                raise RetryableError(
+                    f"creating the {start.sequence} rows may or may not have happened"
+                ) from None
+            applied.created += len(fresh)
         log.info(
             "event_applied",
             event_id=entry.id,
@@ -183,7 +209,12 @@ class IntakeProcessor:
         return count
 
     def _move(
-        self, rows: list[QueueRow], sequence_name: str, new_anchor: datetime, reason: str
+        self,
+        rows: list[QueueRow],
+        sequence_name: str,
+        new_anchor: datetime,
+        reason: str,
+        zone: ZoneInfo,
     ) -> int:
         sequence = self.catalog[sequence_name]
         now = self.clock.now()
@@ -196,12 +227,17 @@ class IntakeProcessor:
             if step is None:
                 continue
             when = step.send_time(new_anchor, self.testing_mode)
-            status = Status.QUEUED if when >= now else Status.SKIPPED
+            if when >= now:  # into the sequence's send window, if it has one
+                when, _ = place(sequence, when, zone, testing_mode=self.testing_mode)
+            too_late = when < now or (sequence.expires_at_anchor and when > new_anchor)
+            status = Status.SKIPPED if too_late else Status.QUEUED
             held_by_marketer = row.status is Status.PAUSED and not row.error_message.startswith(
                 LEGACY_WAITING_NOTE  # a hold written before `waiting` existed (see plans)
             )
             if held_by_marketer and status is Status.QUEUED:
                 status = Status.PAUSED
+            if row.status is Status.REVIEW and status is Status.QUEUED:
+                status = Status.REVIEW  # still waits for a marketer's approval
             note = reason if status is not Status.SKIPPED else f"skipped: {reason}, too late"
             written = change_status(
                 self.store,

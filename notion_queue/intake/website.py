@@ -3,14 +3,13 @@ the variables the seed templates use, and the Plan the catalog's trigger makes o
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from notion_queue.event_fields import TakenFields, take_fields
 from notion_queue.intake.exit_rules import EventTimes, anchors_for, run_trigger
-from notion_queue.intake.payloads import WebsiteLead, first_name_from, parse_time
+from notion_queue.intake.payloads import WebsiteLead, first_name_from
 from notion_queue.intake.plans import Plan, event_variables
 from notion_queue.models import ContactData, utc_text
 from notion_queue.sequences import Catalog
@@ -35,10 +34,6 @@ ASSESSMENT_FIELDS = (
 LEAD_HANDLED = ("email", "name", "last_name", "email_1_sent_at")
 
 
-def meeting_time_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%A %d %B, %H:%M UTC").replace(" 0", " ")
-
-
 def lead_fields(lead: WebsiteLead, catalog: Catalog) -> TakenFields:
     """The lead's declared fields, typed (ValueError naming a field that does not fit)."""
     data = lead.model_dump()
@@ -58,6 +53,7 @@ def _lead_contact(lead: WebsiteLead, values: dict[str, Any], kind: str) -> Conta
         assessment_data=assessment or None,
         segment=_segment(values),
         last_event=kind,
+        time_zone=values.get("timezone"),  # a declared timezone field, checked by take_fields
     )
 
 
@@ -88,11 +84,7 @@ def lead_variables(values: dict[str, Any], tips: Mapping[str, str]) -> dict[str,
         variables.setdefault("TotalRevenueLeak_K", f"{leak / 1000:.1f}".rstrip("0").rstrip("."))
     if isinstance(variables.get("assessment_score"), int | float):
         variables.setdefault("overall_score", variables["assessment_score"])
-    for field in ("scheduled_time", "call_date", "diagnostic_call_date"):
-        value = variables.get(field)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                variables[field] = meeting_time_text(parse_time(value))
+    # Times stay ISO 8601 in the row: the worker tells them in the recipient's zone.
     if "scheduled_time" in variables:
         variables.setdefault("diagnostic_call_date", variables["scheduled_time"])
     return variables

@@ -8,8 +8,8 @@ answers that message's id instead of writing another. Two threads sending one ke
 one file and both answer its id.
 
 Outboxes written before this scheme kept each key in `.idempotency/<sha256 of key>` beside
-timestamp-named files; such a key still counts as sent (answered from its key file), and those
-files stay where they are.
+timestamp-named files; such a key still counts as sent (answered from its key file) for 48 hours
+(retention.KEEP_HISTORY), after which the key file is pruned; the messages stay where they are.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import secrets
+import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,6 +35,7 @@ from notion_queue.errors import PermanentError
 from notion_queue.mail.base import OutgoingEmail, SendResult
 from notion_queue.private_files import private_dir
 from notion_queue.render import one_line
+from notion_queue.retention import KEEP_HISTORY, PRUNE_EVERY_SECONDS, Every
 
 LEGACY_KEYS = ".idempotency"  # where earlier versions recorded the keys they had sent
 BATCH_KEYS = ".batches"  # each batch key, with the email keys of the set it names
@@ -42,8 +46,11 @@ class OutboxMailer:
         self.folder = Path(folder)
         private_dir(self.folder)
         self.clock = clock
+        self._prune = Every(clock, PRUNE_EVERY_SECONDS)
 
     def send(self, email: OutgoingEmail) -> SendResult:
+        if self._prune.due():
+            self.prune_legacy_keys()
         digest = hashlib.sha256(email.idempotency_key.encode()).hexdigest()
         path = self.folder / f"{digest}.eml"
         sent = _sent_id(path) or self._legacy_sent_id(digest)
@@ -51,8 +58,8 @@ class OutboxMailer:
             return SendResult(sent, replayed=True)
         now = self.clock.now()
         outbox_id = f"{digest[:32]}@{_domain(email.sender)}"  # the same for the same key
-        msg = build_message(email, message_id=f"<{outbox_id}>", date=format_datetime(now))
-        if not _create_once(path, bytes(msg), now):
+        data = message_bytes(email, message_id=f"<{outbox_id}>", date=format_datetime(now))
+        if not _create_once(path, data, now):
             # Another thread got there first; its message is complete once it has the name.
             return SendResult(_sent_id(path) or outbox_id, replayed=True)
         return SendResult(outbox_id)
@@ -69,6 +76,19 @@ class OutboxMailer:
                 "Same idempotency key used with a different request payload (another batch)"
             )
         return [self.send(email) for email in emails]
+
+    def prune_legacy_keys(self) -> int:
+        """Forget legacy key records older than KEEP_HISTORY (48 h, past Resend's 24 h key
+        window); answers how many went."""
+        before = (self.clock.now() - KEEP_HISTORY).timestamp()
+        folder = self.folder / LEGACY_KEYS
+        pruned = 0
+        for path in folder.iterdir() if folder.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime < before:
+                    path.unlink()
+                    pruned += 1
+        return pruned
 
     def _legacy_sent_id(self, digest: str) -> str | None:
         key_file = self.folder / LEGACY_KEYS / digest
@@ -152,6 +172,71 @@ def build_message(email: OutgoingEmail, *, message_id: str, date: str) -> EmailM
     msg.set_content(email.text)
     msg.add_alternative(email.html, subtype="html")
     return msg
+
+
+# What a header value may hold for message_bytes to write it as it is: printable ASCII, no
+# encoded-word marker, and in an address none of the characters that make it a structured one.
+_PLAIN_VALUE = re.compile(r"[\x20-\x7e]+")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_ADDR_SPEC = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ADDRESS = re.compile(rf"(?:{_ATEXT}+(?: {_ATEXT}+)* )?<{_ADDR_SPEC}>|{_ADDR_SPEC}")
+_ADDRESS_HEADERS = frozenset({"from", "to", "reply-to", "cc", "bcc", "sender"})
+_MAX_LINE = 998
+
+
+def message_bytes(email: OutgoingEmail, *, message_id: str, date: str) -> bytes:
+    """The bytes build_message gives (boundary aside), written directly when every header and
+    body is plain ASCII with short lines (the common case, ~20x cheaper than the email
+    package's header parsing and folding); anything else goes through build_message."""
+    headers = [
+        ("From", one_line(email.sender)),
+        ("To", one_line(email.to)),
+        ("Subject", one_line(email.subject)),
+        ("Date", date),
+        ("Message-ID", message_id),
+    ]
+    if email.reply_to:
+        headers.append(("Reply-To", one_line(email.reply_to)))
+    headers += [(one_line(name), one_line(value)) for name, value in email.headers.items()]
+    text, html = _plain_body(email.text), _plain_body(email.html)
+    if text is None or html is None or not all(_plain_header(n, v) for n, v in headers):
+        return bytes(build_message(email, message_id=message_id, date=date))
+    boundary = _boundary(text + html)
+    lines = [f"{name}: {value}" for name, value in headers]
+    lines += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n'
+    return (
+        f"{head}--{boundary}\r\n{part.format('plain')}\r\n{text}\r\n"
+        f"--{boundary}\r\n{part.format('html')}MIME-Version: 1.0\r\n\r\n{html}\r\n"
+        f"--{boundary}--\r\n"
+    ).encode("ascii")
+
+
+def _plain_header(name: str, value: str) -> bool:
+    if not name or not _PLAIN_VALUE.fullmatch(name + value) or "=?" in value:
+        return False
+    if name.lower() in _ADDRESS_HEADERS and not _PLAIN_ADDRESS.fullmatch(value):
+        return False
+    return len(name) + 2 + len(value) <= _MAX_LINE and value == value.strip()
+
+
+def _plain_body(body: str) -> str | None:
+    """The body as set_content writes it in 7bit (CRLF line ends, one at the end), or None
+    when it needs an encoding (non-ASCII, or a line too long)."""
+    if not body.isascii():
+        return None
+    lines = body.encode("ascii").splitlines()
+    if any(len(line) > _MAX_LINE for line in lines):
+        return None
+    return "\r\n".join(line.decode("ascii") for line in lines) + "\r\n"
+
+
+def _boundary(bodies: str) -> str:
+    while True:  # as the email package makes one: never a line of the bodies
+        boundary = "=" * 15 + f"{secrets.randbelow(sys.maxsize):019d}" + "=="
+        if boundary not in bodies:
+            return boundary
 
 
 def _domain(sender: str) -> str:

@@ -16,7 +16,7 @@ test suite (tests/test_store_contract.py) runs every role against both, so they 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -45,10 +45,19 @@ class RowQueue(Protocol):
         """Create one row. Not idempotent by itself: callers look at the address's rows first."""
         ...
 
-    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        """Create the rows of one event, in order: SQLite in one transaction (one fsync),
+        Notion one create per row (its API creates one page a request)."""
+        ...
+
+    def due_rows(
+        self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
         """Rows with Status queued and Scheduled Time on or before `until`, earliest first (ties
         in the order they were queued), fetched `page_size` at a time, each page fresh when it
-        is reached."""
+        is reached. `after` resumes behind a row read before (keyset paging: rows the caller
+        handled are not read again; a store that cannot order ties exactly may repeat the rows
+        that share its Scheduled Time, never skip one)."""
         ...
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
@@ -70,7 +79,17 @@ class RowQueue(Protocol):
     ) -> list[QueueRow]: ...
 
     def all_rows(self) -> Iterator[QueueRow]:
-        """Every row, oldest first: for ops commands (status, retry-failed), not the hot path."""
+        """Every row, oldest first: for ops commands (retry-failed), not the hot path."""
+        ...
+
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        """The rows with one of these statuses, oldest first: one query (Notion: a page per 100
+        rows found), whatever the rest of the history holds."""
+        ...
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        """Rows by (sequence, status), when the store counts them without reading every row
+        (SQLite: one query); None when it cannot (Notion has no count)."""
         ...
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterator
+from collections import OrderedDict
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from notion_queue.errors import (
 from notion_queue.html_blocks import body_hash
 from notion_queue.logs import get_logger
 from notion_queue.models import Contact, ContactData, NewRow, QueueRow, RowUpdate, Status, Template
+from notion_queue.retention import CONTACTS_CACHE_LIMIT
 from notion_queue.store import notion_schema as s
 from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.notion_gateway import NotFound, NotionGateway, unshared
@@ -65,7 +67,9 @@ class NotionStore:
             self._databases["analytics"] = (analytics_db_id, "NOTION_ANALYTICS_DB_ID")
         self._data_sources: dict[str, str] = {}
         self._resolving = threading.Lock()
-        self._contacts: dict[str, Contact] = {}
+        # What this process knows of contacts, the least recently used dropped past the limit.
+        self._contacts: OrderedDict[str, Contact] = OrderedDict()
+        self.contacts_cache_limit = CONTACTS_CACHE_LIMIT
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
         self._bodies = PageBodies(gateway)
         self._template_pages: dict[str, dict[str, Any]] = {}  # Template ID → its last read page
@@ -164,14 +168,25 @@ class NotionStore:
             return self.get_row(page["committed_resource_id"])
         return s.page_to_row(page)
 
-    def due_rows(self, until: datetime, *, page_size: int = PAGE_SIZE) -> Iterator[QueueRow]:
-        return self._query_rows(
-            filter={
-                "and": [
-                    {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
-                    {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
-                ]
-            },
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        return [self.add_row(row) for row in rows]  # Notion creates one page a request
+
+    def due_rows(
+        self, until: datetime, *, page_size: int = PAGE_SIZE, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
+        """`after` resumes at its Scheduled Time (Notion has no keyset on a page id): the rows
+        before it are not read; `after` itself is left out, the still queued rows tied with it
+        come again (the worker skips those it handled; a row sent left the queue)."""
+        conditions: list[dict[str, Any]] = [
+            {"property": s.STATUS, "select": {"equals": Status.QUEUED.value}},
+            {"property": s.SCHEDULED_TIME, "date": {"on_or_before": s.iso(until)}},
+        ]
+        if after is not None and after.scheduled_time is not None:
+            conditions.append(
+                {"property": s.SCHEDULED_TIME, "date": {"on_or_after": s.iso(after.scheduled_time)}}
+            )
+        rows = self._query_rows(
+            filter={"and": conditions},
             # Oldest first within a second, so ties go out in the order they were queued.
             sorts=[
                 {"property": s.SCHEDULED_TIME, "direction": "ascending"},
@@ -179,6 +194,9 @@ class NotionStore:
             ],
             page_size=page_size,
         )
+        if after is None:
+            return rows
+        return (row for row in rows if row.id != after.id)
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         for row in self._query_rows(
@@ -242,6 +260,19 @@ class NotionStore:
             filter=condition, sorts=[{"property": s.SENT_AT, "direction": "ascending"}]
         )
 
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        if not statuses:
+            return iter(())
+        return self._query_rows(
+            filter={
+                "or": [{"property": s.STATUS, "select": {"equals": st.value}} for st in statuses]
+            },
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+        )
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        return None  # Notion counts nothing: it would mean reading every row, 100 a request
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
@@ -250,6 +281,7 @@ class NotionStore:
         Unsubscribed boxes afresh at least once a minute while it sends.)"""
         email = email.strip().lower()
         if email in self._contacts:
+            self._contacts.move_to_end(email)
             return self._contacts[email]
         for page in self._query(
             self.contacts_ds,
@@ -259,7 +291,7 @@ class NotionStore:
             page_size=1,
         ):
             contact = s.page_to_contact(page)
-            self._contacts[email] = contact
+            self._remember(email, contact)
             return contact
         return None
 
@@ -271,6 +303,12 @@ class NotionStore:
             sorts=[{"timestamp": "created_time", "direction": "ascending"}],
         ):
             yield s.page_to_contact(page)
+
+    def _remember(self, email: str, contact: Contact) -> None:
+        self._contacts[email] = contact
+        self._contacts.move_to_end(email)
+        while len(self._contacts) > self.contacts_cache_limit:
+            self._contacts.popitem(last=False)
 
     def upsert_contact(self, data: ContactData) -> tuple[Contact, UpsertResult]:
         email = data.email.strip().lower()
@@ -296,7 +334,7 @@ class NotionStore:
         else:
             page = self.gateway.update_page(known.id, props, call="update_contact")
         contact = s.page_to_contact(page)
-        self._contacts[email] = contact
+        self._remember(email, contact)
         return contact, "created" if known is None else "updated"
 
     def unsubscribed_emails(self) -> set[str]:
@@ -438,6 +476,7 @@ _CONTACT_FIELDS: dict[str, tuple[str, Any]] = {
     "Meeting Time": ("meeting_time", s.date),
     "Unsubscribed": ("unsubscribed", lambda v: {"checkbox": v}),
     "Last Event": ("last_event", s.text),
+    "Time Zone": ("time_zone", s.text),
 }
 
 

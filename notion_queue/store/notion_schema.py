@@ -46,6 +46,7 @@ DELIVERY_COLOURS = {
 
 STATUS_COLOURS = {
     Status.QUEUED: "blue",
+    Status.REVIEW: "pink",
     Status.PAUSED: "yellow",
     Status.WAITING: "orange",
     Status.SENT: "green",
@@ -175,6 +176,7 @@ CONTACTS_SCHEMA: dict[str, Any] = {
     "Unsubscribed": {"checkbox": {}},
     "Last Event": {"rich_text": {}},
     "Meeting Time": {"date": {}},
+    "Time Zone": {"rich_text": {}},  # an IANA name (Europe/Berlin): the times in their emails
 }
 
 
@@ -453,4 +455,5 @@ def page_to_contact(page: dict[str, Any]) -> Contact:
         meeting_time=read_date(p.get("Meeting Time")),
         last_event=read_text(p.get("Last Event")),
         unsubscribed=read_checkbox(p.get("Unsubscribed")),
+        time_zone=read_text(p.get("Time Zone")).strip(),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -133,48 +133,48 @@ class PostgresStore:
     # rows
 
     def add_row(self, row: NewRow) -> QueueRow:
-        found = self._query(
-            "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
-            " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
-            " expires_at, contact_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-            (
-                str(uuid.uuid4()),
-                row.name,
-                row.email,
-                row.first_name,
-                row.sequence,
-                row.email_number,
-                row.template_id,
-                _ts(row.scheduled_time),
-                row.status.value,
-                _ts(row.sent_at),
-                row.error_message,
-                row.variables_json(),
-                row.dedupe_key,
-                _ts(row.expires_at),
-                row.contact_id,
-            ),
-        )
-        return _row(found[0])
+        return self.add_rows([row])[0]
 
-    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
-        """Keyset paging on (scheduled_time, seq), each page read when it is reached."""
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        """The rows of one event, in order, in one transaction (one commit)."""
+        if not rows:
+            return []
+        made: list[QueueRow] = []
+        try:
+            with self._connected().connection() as conn, conn.transaction():
+                for row in rows:
+                    found = conn.execute(_INSERT_ROW.encode(), _row_values(row)).fetchall()
+                    made.append(_row(found[0]))
+        except psycopg_pool.PoolTimeout:
+            raise RetryableError("PostgreSQL cannot be reached (DATABASE_URL)") from None
+        except psycopg.OperationalError as exc:
+            raise RetryableError(f"PostgreSQL: {_reason(exc)}") from None
+        return made
+
+    def due_rows(
+        self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
+        """Keyset paging on (scheduled_time, seq), each page read when it is reached; `after`
+        resumes exactly behind that row (ties in the order they were queued)."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
-        after: tuple[datetime, int] = (datetime.min.replace(tzinfo=UTC), 0)
+        cursor: tuple[datetime, int] = (datetime.min.replace(tzinfo=UTC), 0)
+        if after is not None and after.scheduled_time is not None:
+            found_after = self._query("SELECT seq FROM email_queue WHERE id = %s", (after.id,))
+            if found_after:
+                cursor = (_ts(after.scheduled_time) or cursor[0], int(found_after[0]["seq"]))
         while True:
             found = self._query(
                 "SELECT * FROM email_queue WHERE status = %s"
                 " AND scheduled_time IS NOT NULL AND scheduled_time <= %s"
                 " AND (scheduled_time, seq) > (%s, %s)"
                 " ORDER BY scheduled_time, seq LIMIT %s",
-                (Status.QUEUED.value, _ts(until), *after, page_size),
+                (Status.QUEUED.value, _ts(until), *cursor, page_size),
             )
             yield from (_row(r) for r in found)
             if len(found) < page_size:
                 return
-            after = (found[-1]["scheduled_time"], found[-1]["seq"])
+            cursor = (found[-1]["scheduled_time"], found[-1]["seq"])
 
     def claim_due(
         self,
@@ -277,6 +277,19 @@ class PostgresStore:
     def all_rows(self) -> Iterator[QueueRow]:
         return iter([_row(r) for r in self._query("SELECT * FROM email_queue ORDER BY seq")])
 
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        found = self._query(
+            "SELECT * FROM email_queue WHERE status = ANY(%s) ORDER BY seq",
+            ([s.value for s in statuses],),
+        )
+        return iter([_row(r) for r in found])
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        found = self._query(
+            "SELECT sequence, status, COUNT(*) AS n FROM email_queue GROUP BY sequence, status"
+        )
+        return {(r["sequence"], r["status"]): int(r["n"]) for r in found}
+
     def sent_rows(self, since: datetime | None = None) -> Iterator[QueueRow]:
         """The report's read: sent rows only (Sent At on or after `since`), in Sent At order."""
         sql = "SELECT * FROM email_queue WHERE status = %s AND sent_at IS NOT NULL"
@@ -316,6 +329,7 @@ class PostgresStore:
             "meeting_time": _ts(data.meeting_time),
             "last_event": data.last_event,
             "unsubscribed": data.unsubscribed,
+            "time_zone": data.time_zone,
         }
         changes = {k: v for k, v in values.items() if v is not None}
         before = self.find_contact(email)
@@ -477,6 +491,34 @@ def _reason(exc: psycopg.Error) -> str:
     return primary or type(exc).__name__
 
 
+_INSERT_ROW = (
+    "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
+    " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
+    " expires_at, contact_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *"
+)
+
+
+def _row_values(row: NewRow) -> tuple[Any, ...]:
+    return (
+        str(uuid.uuid4()),
+        row.name,
+        row.email,
+        row.first_name,
+        row.sequence,
+        row.email_number,
+        row.template_id,
+        _ts(row.scheduled_time),
+        row.status.value,
+        _ts(row.sent_at),
+        row.error_message,
+        row.variables_json(),
+        row.dedupe_key,
+        _ts(row.expires_at),
+        row.contact_id,
+    )
+
+
 def _template(r: Record) -> Template:
     return Template(
         template_id=r["template_id"],
@@ -523,4 +565,5 @@ def _contact(r: Record) -> Contact:
         meeting_time=_utc(r["meeting_time"]),
         last_event=r["last_event"],
         unsubscribed=bool(r["unsubscribed"]),
+        time_zone=r["time_zone"],
     )

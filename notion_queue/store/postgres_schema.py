@@ -105,6 +105,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         # Page-body templates: the page body (JSON blocks) a template is sent from, as in Notion.
         "ALTER TABLE templates ADD COLUMN blocks TEXT NOT NULL DEFAULT '';",
     ),
+    (
+        4,
+        # A contact's time zone (an IANA name as written; checked when used), as on SQLite.
+        "ALTER TABLE contacts ADD COLUMN time_zone TEXT NOT NULL DEFAULT '';",
+    ),
 )
 
 

@@ -9,7 +9,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     assessment_data TEXT NOT NULL DEFAULT '{}',
     meeting_time TEXT,
     last_event TEXT NOT NULL DEFAULT '',
-    unsubscribed INTEGER NOT NULL DEFAULT 0
+    unsubscribed INTEGER NOT NULL DEFAULT 0,
+    time_zone TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS email_analytics (
     row_id TEXT NOT NULL,
@@ -128,6 +129,9 @@ class SqliteStore:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(email_queue)")}
         if columns and "delivery" not in columns:
             self._db.execute("ALTER TABLE email_queue ADD COLUMN delivery TEXT NOT NULL DEFAULT ''")
+        contact_columns = {r[1] for r in self._db.execute("PRAGMA table_info(contacts)")}
+        if contact_columns and "time_zone" not in contact_columns:
+            self._db.execute("ALTER TABLE contacts ADD COLUMN time_zone TEXT NOT NULL DEFAULT ''")
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(templates)")}
         if columns and "blocks" not in columns:  # the page body (JSON blocks), as in Notion
             self._db.execute("ALTER TABLE templates ADD COLUMN blocks TEXT NOT NULL DEFAULT ''")
@@ -148,50 +152,45 @@ class SqliteStore:
     # rows
 
     def add_row(self, row: NewRow) -> QueueRow:
-        row_id = str(uuid.uuid4())
-        self._write(
-            "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
-            " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
-            " expires_at, contact_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row_id,
-                row.name,
-                row.email,
-                row.first_name,
-                row.sequence,
-                row.email_number,
-                row.template_id,
-                _ts(row.scheduled_time),
-                row.status.value,
-                _ts(row.sent_at),
-                row.error_message,
-                row.variables_json(),
-                row.dedupe_key,
-                _ts(row.expires_at),
-                row.contact_id,
-            ),
-        )
-        return self.get_row(row_id)
+        return self.add_rows([row])[0]
 
-    def due_rows(self, until: datetime, *, page_size: int = 100) -> Iterator[QueueRow]:
+    def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
+        ids = [str(uuid.uuid4()) for _ in rows]
+        with self._lock:
+            try:
+                for row_id, row in zip(ids, rows, strict=True):
+                    self._db.execute(_INSERT_ROW, _row_values(row_id, row))
+                self._db.commit()
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.rollback()
+                raise
+            return [self.get_row(row_id) for row_id in ids]
+
+    def due_rows(
+        self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
+    ) -> Iterator[QueueRow]:
         """`page_size` rows a query, each page read when it is reached: keyset paging on
         (scheduled_time, rowid), so ties go out in the order they were queued, as on Notion."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
-        after: tuple[str, int] = ("", 0)
+        cursor: tuple[str, int] = ("", 0)
+        if after is not None:
+            found_after = self._query("SELECT rowid FROM email_queue WHERE id = ?", (after.id,))
+            if found_after and after.scheduled_time is not None:
+                cursor = (_ts(after.scheduled_time) or "", int(found_after[0][0]))
         while True:
             found = self._query(
                 "SELECT rowid AS seq, * FROM email_queue WHERE status = ?"
                 " AND scheduled_time IS NOT NULL AND scheduled_time <= ?"
                 " AND (scheduled_time, rowid) > (?, ?)"
                 " ORDER BY scheduled_time, rowid LIMIT ?",
-                (Status.QUEUED.value, _ts(until), *after, page_size),
+                (Status.QUEUED.value, _ts(until), *cursor, page_size),
             )
             yield from (_row(r) for r in found)
             if len(found) < page_size:
                 return
-            after = (found[-1]["scheduled_time"], found[-1]["seq"])
+            cursor = (found[-1]["scheduled_time"], found[-1]["seq"])
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         found = self._query("SELECT * FROM email_queue WHERE resend_email_id = ?", (message_id,))
@@ -257,6 +256,20 @@ class SqliteStore:
         )
         return iter([_row(r) for r in found])
 
+    def rows_with_status(self, statuses: Collection[Status]) -> Iterator[QueueRow]:
+        marks = ", ".join("?" for _ in statuses)
+        found = self._query(
+            f"SELECT * FROM email_queue WHERE status IN ({marks}) ORDER BY rowid",  # noqa: S608
+            tuple(s.value for s in statuses),
+        )
+        return iter([_row(r) for r in found])
+
+    def status_counts(self) -> dict[tuple[str, str], int] | None:
+        found = self._query(
+            "SELECT sequence, status, COUNT(*) AS n FROM email_queue GROUP BY sequence, status"
+        )
+        return {(r["sequence"], r["status"]): int(r["n"]) for r in found}
+
     # contacts
 
     def find_contact(self, email: str) -> Contact | None:
@@ -285,6 +298,7 @@ class SqliteStore:
                 "meeting_time": _ts(data.meeting_time),
                 "last_event": data.last_event,
                 "unsubscribed": int(data.unsubscribed) if data.unsubscribed is not None else None,
+                "time_zone": data.time_zone,
             }
             changes = {k: v for k, v in values.items() if v is not None}
             if changes:
@@ -393,6 +407,34 @@ class SqliteStore:
         return "created" if existing is None else "updated"
 
 
+_INSERT_ROW = (
+    "INSERT INTO email_queue (id, name, email_address, first_name, sequence, email_number,"
+    " template_id, scheduled_time, status, sent_at, error_message, variables, dedupe_key,"
+    " expires_at, contact_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row_values(row_id: str, row: NewRow) -> tuple[Any, ...]:
+    return (
+        row_id,
+        row.name,
+        row.email,
+        row.first_name,
+        row.sequence,
+        row.email_number,
+        row.template_id,
+        _ts(row.scheduled_time),
+        row.status.value,
+        _ts(row.sent_at),
+        row.error_message,
+        row.variables_json(),
+        row.dedupe_key,
+        _ts(row.expires_at),
+        row.contact_id,
+    )
+
+
 def _template(r: sqlite3.Row) -> Template:
     return Template(
         template_id=r["template_id"],
@@ -439,4 +481,5 @@ def _contact(r: sqlite3.Row) -> Contact:
         meeting_time=_dt(r["meeting_time"]),
         last_event=r["last_event"],
         unsubscribed=bool(r["unsubscribed"]),
+        time_zone=r["time_zone"],
     )

@@ -604,6 +604,19 @@ class FakeNotion:
             )
             return db.id, db.data_source_ids[0]
 
+    def copy_page(self, page_id: str, copies: int) -> list[str]:
+        """`copies` new pages with the page's parent and properties, made without requests (a
+        long history, quickly); the copies are created after it, in order."""
+        with self._lock:
+            original = self._page(page_id)
+            made = []
+            for _ in range(copies):
+                page = self._new_page(deepcopy(original.parent), original.data_source_id)
+                page.values = dict(original.values)  # a write replaces a value, never edits it
+                self._pages[page.id] = page
+                made.append(page.id)
+            return made
+
     def page(self, page_id: str) -> dict[str, Any]:
         with self._lock:
             return deepcopy(self._page_object(self._page(page_id)))

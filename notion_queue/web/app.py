@@ -23,10 +23,12 @@ from notion_queue.intake.handlers import Handler, build_handlers
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.logs import get_logger
+from notion_queue.needed_variables import NeededVariables, missing_variable
 from notion_queue.production import endpoint_protection
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
 from notion_queue.store.base import TemplateStore
+from notion_queue.templates import load_packaged_templates
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.web.json_body import BodyError, content_type_problem, parse_webhook_body
 from notion_queue.web.outbox_viewer import outbox_routes
@@ -115,6 +117,7 @@ def create_app(
     queue page (/queue, when ADMIN_TOKEN is set)."""
     catalog = catalog if catalog is not None else load_catalog(settings.sequences_file)
     handlers = build_handlers(catalog)
+    needed = NeededVariables.of(catalog, load_packaged_templates())
     limits = UnsignedLimits(settings, clock)
 
     def check_signature(handler: Handler, body: bytes, request: Request) -> str | None:
@@ -175,6 +178,9 @@ def create_app(
                 plan = handler.plan(payload, clock.now(), catalog)  # pure: can it be applied?
             except ValueError as exc:
                 return error(422, str(exc))
+            missing = missing_variable(needed, plan)
+            if missing:
+                return error(422, missing)
             if limited and (refusal := limits.check_address(plan.email)):
                 return too_many(refusal)
             for name in plan.ignored_fields:

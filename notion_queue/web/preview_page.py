@@ -123,6 +123,7 @@ def server_preview_routes(
         public_base_url=settings.public_base_url,
         campaign_variables=catalog.variables,
         event_fields=catalog.fields,
+        default_zone=settings.default_zone,
         unsubscribe=tokens,
     )
     cache = min(settings.template_cache_seconds, PREVIEW_CACHE_SECONDS)

@@ -80,9 +80,11 @@ ACTIONS = {
     "pause": Action(Status.PAUSED, frozenset({Status.QUEUED})),
     # A marketer's pause only: a row the system holds (waiting) stays held, as in the CLI.
     "resume": Action(Status.QUEUED, frozenset({Status.PAUSED})),
+    # A row of a `review = true` sequence waits for a marketer's approval (queued) or cancel.
+    "approve": Action(Status.QUEUED, frozenset({Status.REVIEW})),
     "cancel": Action(
         Status.CANCELLED,
-        frozenset({Status.QUEUED, Status.PAUSED, Status.WAITING, Status.FAILED}),
+        frozenset({Status.QUEUED, Status.REVIEW, Status.PAUSED, Status.WAITING, Status.FAILED}),
         note="cancelled: from the queue page",
     ),
     "retry": Action(Status.QUEUED, frozenset({Status.FAILED}), note="", reset_attempts=True),
@@ -189,6 +191,7 @@ def queue_page_routes(
         public_base_url=settings.public_base_url,
         campaign_variables=catalog.variables,
         event_fields=catalog.fields,
+        default_zone=settings.default_zone,
         unsubscribe=unsubscribe,
     )
     return queue_routes(auth, store, composer, clock)

@@ -12,7 +12,11 @@ Scenarios (each on fresh fakes):
 - lateness: rows written while the worker idles, known a poll ahead (and, for contrast, written
   less than a poll before they fall due): Sent At − Scheduled Time;
 - intake: fixed-rate webhook POSTs from a separate load process: latency p50/p99; peak RSS
-  (VmHWM) of server and worker.
+  (VmHWM) of server and worker;
+- embedded (bench_embedded.py): the default backend's drain at 1 000/10 000/100 000 rows
+  against an fsync loop, its intake at 100/300/500 events/s, the first email's latency on both
+  backends, and RSS after history. `--embedded-only` runs just it (`make bench-embedded`),
+  `--skip-embedded` everything else.
 - batch: a backlog of due rows in SQLite drained by the real worker through Resend's batch API
   (100 emails a request) against the fake Resend at its rate limit (2 requests/s by default):
   emails/s delivered (rows marked sent), against the 150/s target. `--only=batch` runs it alone.
@@ -55,6 +59,7 @@ from notion_queue.store.notion_gateway import NotionGateway, build_client
 from notion_queue.testing.fake_notion import FakeNotion, RecordedRequest
 from notion_queue.testing.fake_resend import FakeResend
 
+from . import bench_embedded as embedded
 from .processes import Service, free_port, wait_until
 
 HARNESS = Path(__file__).resolve().parent
@@ -1095,7 +1100,20 @@ def markdown(results: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ entry
 
 
+def _numbers(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
 def parse_args(argv: list[str] | None) -> tuple[BenchConfig, Path]:
+    config, out, _, _ = parse_all(argv)
+    return config, out
+
+
+def parse_all(
+    argv: list[str] | None,
+) -> tuple[BenchConfig, Path, embedded.EmbeddedConfig, str]:
+    """The config, the output folder, the embedded section's config, and which sections run:
+    "all", "embedded" (`--embedded-only`) or "notion" (`--skip-embedded`)."""
     parser = argparse.ArgumentParser(
         prog="bench", description="Benchmark the real server and worker against the fakes."
     )
@@ -1111,7 +1129,23 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, Path]:
         else:
             parser.add_argument(flag, type=type(value), default=None)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--embedded-only", action="store_true", help="only the embedded section")
+    parser.add_argument("--skip-embedded", action="store_true", help="all but the embedded one")
+    parser.add_argument("--drain-sizes", type=_numbers, default=None, help="e.g. 1000,10000")
+    parser.add_argument("--intake-rates", type=_numbers, default=None, help="e.g. 100,300,500")
+    parser.add_argument("--embedded-intake-seconds", type=float, default=None)
+    parser.add_argument("--first-email-signups", type=int, default=None)
     args = parser.parse_args(argv)
+    emb = embedded.QUICK_EMBEDDED if args.quick else embedded.EmbeddedConfig()
+    emb = embedded.EmbeddedConfig(
+        drain_sizes=[int(n) for n in args.drain_sizes] if args.drain_sizes else emb.drain_sizes,
+        fsync_files=emb.fsync_files,
+        intake_rates=args.intake_rates or emb.intake_rates,
+        intake_seconds=args.embedded_intake_seconds or emb.intake_seconds,
+        first_email_signups=args.first_email_signups or emb.first_email_signups,
+        first_email_poll=emb.first_email_poll,
+    )
+    sections = "embedded" if args.embedded_only else "notion" if args.skip_embedded else "all"
     values: dict[str, Any] = asdict(defaults)
     if args.quick:
         values.update(QUICK)
@@ -1119,10 +1153,62 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, Path]:
         given = getattr(args, name, None)
         if given is not None and given is not False:
             values[name] = tuple(given) if isinstance(given, list) else given
-    return BenchConfig(**values), args.out
+    return BenchConfig(**values), args.out, emb, sections
 
 
-def run(config: BenchConfig, out: Path) -> dict[str, Any]:
+def bench_embedded(
+    config: BenchConfig, emb: embedded.EmbeddedConfig, workdir: Path
+) -> dict[str, Any]:
+    """The embedded default's section, and the first email on Notion for comparison."""
+
+    def say(message: str) -> None:
+        _say(config, message)
+
+    result: dict[str, Any] = {"config": asdict(emb)}
+    result["drain"] = embedded.bench_drain(emb, workdir / "embedded-drain", say)
+    result["intake"] = embedded.bench_intake(emb, workdir / "embedded-intake", say, running)
+    say("embedded: first email on the embedded default")
+    folder = workdir / "first-embedded"
+    folder.mkdir()
+    result["first_email_embedded"] = embedded.first_email(
+        emb,
+        embedded.embedded_env(folder),
+        folder,
+        embedded.outbox_count(folder / "outbox"),
+        running,
+    )
+    say("embedded: first email on Notion (fakes at their real limits)")
+    real = BenchConfig(**{**asdict(config), **REAL_LIMITS})
+    with Fakes(real) as fakes:
+        folder = workdir / "first-notion"
+        folder.mkdir()
+        result["first_email_notion"] = embedded.first_email(
+            emb, fakes.env(folder), folder, lambda: len(fakes.resend.sent), running
+        )
+        result["first_email_notion"]["notion_requests"] = len(fakes.notion.requests)
+    return result
+
+
+# Notion's and Resend's real limits and latencies (BenchConfig's defaults), for --quick too.
+REAL_LIMITS = {
+    name: getattr(BenchConfig(), name)
+    for name in (
+        "notion_rps",
+        "notion_burst",
+        "notion_latency",
+        "resend_rps",
+        "resend_burst",
+        "resend_latency",
+    )
+}
+
+
+def run(
+    config: BenchConfig,
+    out: Path,
+    emb: embedded.EmbeddedConfig | None = None,
+    sections: str = "all",
+) -> dict[str, Any]:
     started = time.monotonic()
     if config.only == "batch":
         with tempfile.TemporaryDirectory(prefix="notion-queue-bench-") as tmp:
@@ -1139,6 +1225,18 @@ def run(config: BenchConfig, out: Path) -> dict[str, Any]:
         return only
     if config.only:
         raise SystemExit(f"bench: --only={config.only!r}: the one scenario to run alone is batch")
+    if sections == "embedded":
+        with tempfile.TemporaryDirectory(prefix="notion-queue-bench-") as tmp:
+            only = bench_embedded(config, emb or embedded.EmbeddedConfig(), Path(tmp))
+        written: dict[str, Any] = {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "embedded": only,
+            "wall_seconds": round(time.monotonic() - started, 1),
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(written, indent=2) + "\n")
+        (out / "results.md").write_text(embedded_markdown(only))
+        return written
     with tempfile.TemporaryDirectory(prefix="notion-queue-bench-") as tmp:
         workdir = Path(tmp)
         leads = bench_leads(config, workdir)
@@ -1147,6 +1245,11 @@ def run(config: BenchConfig, out: Path) -> dict[str, Any]:
         lateness = bench_lateness(config, workdir)
         intake = bench_intake(config, workdir)
         batch = bench_batch(config, workdir)
+        section = (
+            bench_embedded(config, emb or embedded.EmbeddedConfig(), workdir)
+            if sections == "all"
+            else None
+        )
     worker_peaks = [
         leads["peak_rss_kib"].get("worker"),
         drain["notion_queue"]["peak_rss_kib"],
@@ -1171,10 +1274,55 @@ def run(config: BenchConfig, out: Path) -> dict[str, Any]:
         },
         "wall_seconds": round(time.monotonic() - started, 1),
     }
+    if section is not None:
+        results["embedded"] = section
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(results) + batch_markdown(batch))
+    text = markdown(results) + batch_markdown(batch)
+    if section is not None:
+        text += "\n" + embedded_markdown(section)
+    (out / "results.md").write_text(text)
     return results
+
+
+def embedded_markdown(section: dict[str, Any]) -> str:
+    drain = section["drain"]
+    loop = drain["fsync_loop"]
+    lines = [
+        "## Embedded default (SQLite queue, outbox folder)",
+        "",
+        f"fsync loop (the machine's limit): {loop['files_per_second']} files/s "
+        f"({loop['bytes_per_file']} bytes each)",
+        "",
+        "| drain rows | CPU ms/email | emails/s | ratio to fsync loop | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for d in drain["drains"]:
+        lines.append(
+            f"| {d['rows']} | {d['cpu_ms_per_email']} | {d['emails_per_second']} | "
+            f"{d['ratio_to_fsync_loop']} | {d['peak_rss_kib'] / 1024:.0f} |"
+        )
+    lines += [
+        "",
+        f"CPU per email, largest size ÷ smallest: {drain['cpu_growth']} (goal ≤ 1.2)",
+        "",
+        "| intake events/s | 202 p99 ms | lag p99 s | refused | backlog max | drained after s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for i in section["intake"]:
+        lines.append(
+            f"| {i['rate_per_second']:g} | {i['p99_ms']} | {i['lag_p99_seconds']} | "
+            f"{i['refused']} | {i['backlog_max']} | "
+            f"{i['drained_seconds_after_load'] or str(i['backlog_left']) + ' left'} |"
+        )
+    for name in ("embedded", "notion"):
+        first = section[f"first_email_{name}"]
+        lines.append("")
+        lines.append(
+            f"First email on {name}: p99 {first['p99_seconds']} s over {first['signups']} "
+            f"signups (poll {first['poll_seconds']:g} s): {first['latencies_seconds']}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1182,8 +1330,8 @@ def main(argv: list[str] | None = None) -> int:
         from .bench_postgres import main as bench_postgres
 
         return bench_postgres(argv)
-    config, out = parse_args(argv)
-    run(config, out)
+    config, out, emb, sections = parse_all(argv)
+    run(config, out, emb, sections)
     if not config.quiet:
         print((out / "results.md").read_text())
     print(f"wrote {out / 'results.json'}")
