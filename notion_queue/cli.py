@@ -59,6 +59,8 @@ def describe_store(settings: Settings, *, creates: bool = False) -> str:
     """The one line every command starts with, so nobody reads an empty queue by mistake."""
     if settings.queue_backend == "notion":
         return f"Store: Notion database {settings.notion_email_queue_db_id}"
+    if settings.queue_backend == "postgres":
+        return "Store: PostgreSQL queue (DATABASE_URL)"  # the URL may hold a password
     path = settings.sqlite_path.resolve()
     line = f"Store: SQLite queue {path}"
     if path.exists():
@@ -387,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="how each email performs, per sequence and template")
     p.add_argument("--since", metavar="WHEN", help="only emails sent on or after it (as above)")
     p.add_argument("--html", metavar="FILE", help="also write a page with a funnel per sequence")
+    p = sub.add_parser(
+        "migrate",
+        help="copy the unfinished rows, contacts and templates to PostgreSQL (resumable)",
+    )
+    p.add_argument("--from", dest="source", choices=("notion", "sqlite"), required=True)
+    p.add_argument("--to", dest="target", choices=("postgres",), required=True)
     templates = sub.add_parser("templates", help="template tools")
     tsub = templates.add_subparsers(dest="templates_command", required=True)
     tsub.add_parser("check", help="render every template with the seeds' sample payloads")
@@ -400,6 +408,10 @@ def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | 
     try:
         settings = load_settings()
         configure_logging(settings.log_format, "warning", settings.secrets())
+        if args.command == "migrate":
+            from notion_queue.migrate import run_migrate
+
+            return run_migrate(args.source, clock, out)
         check_arguments(args, settings, clock)
         creates = args.command == "enqueue"
         store_line = describe_store(settings, creates=creates)

@@ -136,9 +136,12 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         if settings.queue_backend == "notion"
         else f"SQLite queue {settings.sqlite_path.resolve()}"
     )
-    lock = WorkerLock(settings.state_dir, queue_name)
+    # PostgreSQL: several workers claim rows (store/postgres.py); no lock file, no lease.
+    several = settings.queue_backend == "postgres"
+    lock = None if several else WorkerLock(settings.state_dir, queue_name)
     try:
-        lock.acquire()
+        if lock is not None:
+            lock.acquire()
     except NotionQueueError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2
@@ -153,9 +156,10 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         worker.status.path = status_path(settings.state_dir)
         # Stable across restarts on this host (the lock file already keeps one per host), so
         # a worker that systemd restarts after a crash takes its own lease straight back.
-        worker.lease.holder = (
-            f"the worker on {socket.gethostname()} ({settings.state_dir.resolve()})"
-        )
+        if not several:
+            worker.lease.holder = (
+                f"the worker on {socket.gethostname()} ({settings.state_dir.resolve()})"
+            )
 
         def stop(signum: int, frame: FrameType | None, worker: Worker = worker) -> None:
             log.info("stopping", signal=signal.Signals(signum).name)
@@ -212,4 +216,5 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
             mailer.close()
         if store is not None:
             store.close()
-        lock.release()
+        if lock is not None:
+            lock.release()

@@ -33,6 +33,7 @@ SECRET_FIELDS = (
     "calendly_webhook_signing_key",
     "resend_webhook_secret",
     "unsubscribe_secret",
+    "database_url",
     "admin_token",
 )
 
@@ -51,8 +52,14 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    queue_backend: Literal["sqlite", "notion"] = "sqlite"
+    queue_backend: Literal["sqlite", "notion", "postgres"] = "sqlite"
     sqlite_path: Path = Path("var/queue.sqlite3")
+    # QUEUE_BACKEND=postgres: a libpq URL (postgresql://user:password@host:5432/dbname); it may
+    # hold a password, so it is a secret.
+    database_url: SecretStr | None = None
+    # PostgreSQL: how long a worker holds the rows it claimed; a killed worker's rows come back
+    # after this.
+    claim_ttl_seconds: float = Field(default=120, gt=0)
     mail_backend: Literal["outbox", "resend"] = "outbox"
     outbox_dir: Path = Path("var/outbox")
 
@@ -164,6 +171,11 @@ class Settings(BaseSettings):
                 if not value or (isinstance(value, SecretStr) and not value.get_secret_value()):
                     hint = _HOW_TO_GET.get(name, "")
                     raise ValueError(f"{name} is required when QUEUE_BACKEND=notion{hint}")
+        if self.queue_backend == "postgres" and self.database_url is None:
+            raise ValueError(
+                "DATABASE_URL is required when QUEUE_BACKEND=postgres"
+                " (postgresql://user:password@host:5432/dbname)"
+            )
         if self.mail_backend == "resend" and not (
             self.resend_api_key and self.resend_api_key.get_secret_value()
         ):
@@ -184,6 +196,7 @@ class Settings(BaseSettings):
             self.calendly_webhook_signing_key,
             self.resend_webhook_secret,
             self.unsubscribe_secret,
+            self.database_url,
             self.admin_token,
         )
         return [f.get_secret_value() for f in fields if f and f.get_secret_value()]

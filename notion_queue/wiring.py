@@ -32,6 +32,11 @@ def build_store(
 ) -> QueueStore:
     if settings.queue_backend == "sqlite":
         return SqliteStore(settings.sqlite_path)
+    if settings.queue_backend == "postgres":
+        from notion_queue.store.postgres import PostgresStore  # psycopg only when it is used
+
+        assert settings.database_url is not None  # Settings checked it
+        return PostgresStore(settings.database_url.get_secret_value())
     assert settings.notion_token is not None  # Settings checked it
     client = build_client(
         settings.notion_token.get_secret_value(),
@@ -51,9 +56,11 @@ def build_store(
 
 def store_connector(store: QueueStore, catalog: Catalog | None = None) -> Callable[[], None] | None:
     """What reaches the store before the drainer applies events: Notion's data sources are
-    looked up when Notion answers, not at start-up; then the catalog's templates that are not
-    packaged must be Active in the store's Templates. None: nothing to do (SQLite, packaged)."""
-    connect = store.connect if isinstance(store, NotionStore) else None
+    looked up when Notion answers, not at start-up; PostgreSQL's pool opens (and its schema is
+    migrated) when the server answers; then the catalog's templates that are not packaged must be
+    Active in the store's Templates. None: nothing to do (SQLite, packaged)."""
+    found = getattr(store, "connect", None)
+    connect: Callable[[], None] | None = found if callable(found) else None
     templates = (
         stored_templates_check(catalog, load_packaged_templates(), store)
         if catalog is not None
@@ -118,7 +125,9 @@ def build_batch_journal(settings: Settings) -> FileBatchJournal | None:
     one host serves, keeps a started batch in STATE_DIR until its rows are marked, so a killed
     worker's batch is sent again as it was, never regrouped. Notion stays one at a time: its
     ~3 requests/s for marking rows is the ceiling anyway, and a batch would widen the window
-    between sending and marking to half a minute. The outbox has no rate limit to save."""
+    between sending and marking to half a minute. The outbox has no rate limit to save.
+    PostgreSQL stays one at a time until its pending batches live in the database: its workers
+    run on several hosts, and a file in one host's STATE_DIR is not seen by the others."""
     if settings.mail_backend == "resend" and settings.queue_backend == "sqlite":
         return FileBatchJournal(settings.state_dir / "batches")
     return None
@@ -148,6 +157,7 @@ def build_worker(
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
             batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
+            claim_ttl=settings.claim_ttl_seconds,
             default_zone=settings.default_zone,
             # Testing mode ignores windows, so a rehearsal runs in minutes.
             windows={} if settings.testing_mode else catalog.windows(),

@@ -12,7 +12,10 @@ row and its template (`compose.py`); whether a row may be sent, judged on the ro
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,7 +42,14 @@ from notion_queue.mail.batch import Batch, batch_problem
 from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.pacing import Backoff
 from notion_queue.row_checks import not_sendable
-from notion_queue.store.base import ContactBook, OutcomeLog, QueueLease, RowNotFound, RowQueue
+from notion_queue.store.base import (
+    ContactBook,
+    OutcomeLog,
+    QueueLease,
+    RowClaims,
+    RowNotFound,
+    RowQueue,
+)
 from notion_queue.suppression import SuppressionList
 from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
@@ -59,6 +69,9 @@ Outcome = Literal["sent", "failed", "skipped", "cancelled", "retry", "unchanged"
 STALE_AFTER_SECONDS = 10.0
 RATE_LIMIT_WAITS_PER_ROW = 5
 WAKE_MARGIN_SECONDS = 0.01
+# On a store with row claims (PostgreSQL): how long a worker holds the rows it took. Well past a
+# batch's STALE_AFTER_SECONDS; a killed worker's rows come back after it.
+CLAIM_TTL_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class WorkerConfig:
     event_fields: dict[str, FieldSpec] = field(default_factory=dict)  # the catalog's [fields]
     concurrency: int = 1
     batch_size: int = 8  # wiring sizes it to STALE_AFTER_SECONDS at the mail rate
+    claim_ttl: float = CLAIM_TTL_SECONDS
     default_zone: ZoneInfo = UTC_ZONE  # DEFAULT_TIMEZONE
     windows: dict[str, Window] = field(default_factory=dict)  # send windows by sequence
 
@@ -148,6 +162,8 @@ class Worker:
             default_zone=config.default_zone,
         )
         self._not_before: dict[str, datetime] = {}
+        # Who claims rows on a store with row claims: unique per process, on any host.
+        self.worker_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
         self.template_jobs: tuple[TemplateJob, ...] = ()
         self.wake = wake
@@ -225,6 +241,8 @@ class Worker:
         now" (no extra query to find out) and tells the worker when to wake next. The query
         starts behind `resume_after` (the last batch's last row), so no batch reads the rows
         handled before it again, however many of them are still queued (retries)."""
+        if isinstance(self.store, RowClaims):
+            return self._claim_batch(self.store, now, handled, summary)
         batch: list[QueueRow] = []
         for row in self.store.due_rows(
             horizon, page_size=self.config.batch_size + 1, after=resume_after
@@ -239,6 +257,17 @@ class Worker:
                 return batch, True  # the row after the batch is due too
             batch.append(row)
         return batch, False
+
+    def _claim_batch(
+        self, store: RowClaims, now: datetime, handled: set[str], summary: CycleSummary
+    ) -> tuple[list[QueueRow], bool]:
+        """Several workers on one queue: the rows this worker claimed (held by no other), and
+        whether more may be due; a short claim asks when the next row may be claimed."""
+        size = self.config.batch_size
+        claimed = store.claim_due(self.worker_id, now, size, self.config.claim_ttl, skip=handled)
+        if len(claimed) < size:
+            summary.next_due = store.next_due_time(now)
+        return claimed, len(claimed) == size
 
     def run_forever(self) -> None:
         """Poll every POLL_INTERVAL_SECONDS (sooner when a row falls due before that) until

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fixed clock, both QueueStore adapters (Notion through the fake), mailers."""
+"""Shared fixtures: a fixed clock, every QueueStore adapter (Notion through the fake, PostgreSQL
+on a throw-away server), mailers."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.store.base import QueueStore
 from notion_queue.store.notion import NotionStore
 from notion_queue.store.notion_gateway import NotionGateway, build_client
+from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker import Worker, WorkerConfig
+from scripts.harness.pg_cluster import Cluster, start_cluster
 
 T0 = datetime(2025, 12, 1, 10, 0, tzinfo=UTC)
 NOTION_TOKEN = "secret_test_token_0123456789"
@@ -84,7 +87,7 @@ def notion_world(clock: FakeClock) -> NotionWorld:
     return make_notion_world(clock)
 
 
-@pytest.fixture(params=["sqlite", "notion"])
+@pytest.fixture(params=["sqlite", "notion", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -95,9 +98,33 @@ class World:
     fake: FakeNotion | None
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throw-away PostgreSQL server for the session (Debian's binaries; never skipped)."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+PG_TABLES = "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows"
+
+
 @pytest.fixture
-def world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[World]:
-    if backend == "sqlite":
+def postgres_store(pg_cluster: Cluster) -> Iterator[PostgresStore]:
+    """A PostgresStore on an empty queue (the tables emptied, the schema kept)."""
+    store = PostgresStore(pg_cluster.url())
+    store._query(f"TRUNCATE {PG_TABLES} RESTART IDENTITY")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def world(
+    backend: str, clock: FakeClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[World]:
+    if backend == "postgres":
+        yield World(request.getfixturevalue("postgres_store"), None)
+    elif backend == "sqlite":
         sqlite = SqliteStore(tmp_path / "queue.sqlite3")
         yield World(sqlite, None)
         sqlite.close()
@@ -108,7 +135,8 @@ def world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def store(world: World) -> QueueStore:
-    """Every test that takes `store` runs on SQLite and on Notion through the fake."""
+    """Every test that takes `store` runs on SQLite, on Notion through the fake and on a real
+    PostgreSQL."""
     return world.store
 
 
@@ -122,6 +150,10 @@ class Marketer:
         if self.world.fake is not None:
             self.world.fake.edit_page(
                 row_id, {"First Name": {"rich_text": [{"text": {"content": name}}]}}
+            )
+        elif isinstance(self.world.store, PostgresStore):
+            self.world.store._query(
+                "UPDATE email_queue SET first_name = %s WHERE id = %s", (name, row_id)
             )
         else:
             assert isinstance(self.world.store, SqliteStore)

@@ -1,7 +1,9 @@
-"""One contract, every QueueStore adapter: SQLite and Notion (through the fake Notion API)."""
+"""One contract, every QueueStore adapter: SQLite, Notion (through the fake Notion API) and
+PostgreSQL (a real throw-away server)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -15,8 +17,14 @@ from notion_queue.clock import FakeClock
 from notion_queue.models import ContactData, RowUpdate, Status, Template
 from notion_queue.store.base import QueueStore, RowNotFound
 from notion_queue.store.notion import NotionStore
+from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.sqlite import SqliteStore
 from tests.conftest import T0, World, make_notion_world, new_row
+
+
+@pytest.fixture(params=["sqlite", "notion", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def test_a_row_reads_back_as_it_was_written(store: QueueStore) -> None:
@@ -248,9 +256,14 @@ def test_release_by_a_worker_that_does_not_hold_the_lease_changes_nothing(
 
 
 @pytest.fixture
-def outcomes_world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[World]:
-    """A store that records outcomes: SQLite always, Notion with an Email Analytics database."""
-    if backend == "sqlite":
+def outcomes_world(
+    backend: str, clock: FakeClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[World]:
+    """A store that records outcomes: SQLite and PostgreSQL always, Notion with an Email
+    Analytics database."""
+    if backend == "postgres":
+        yield World(request.getfixturevalue("postgres_store"), None)
+    elif backend == "sqlite":
         sqlite = SqliteStore(tmp_path / "queue.sqlite3")
         yield World(sqlite, None)
         sqlite.close()
@@ -261,6 +274,12 @@ def outcomes_world(backend: str, clock: FakeClock, tmp_path: Path) -> Iterator[W
 
 def recorded_outcomes(world: World) -> list[tuple[Any, ...]]:
     """(email, template, sequence, outcome, at, message id, error, lateness) per recorded row."""
+    if isinstance(world.store, PostgresStore):
+        found = world.store._query(
+            "SELECT email_address, template_id, sequence, outcome, at, resend_email_id,"
+            " error_message, lateness_seconds FROM email_analytics ORDER BY seq"
+        )
+        return [tuple(r.values()) for r in found]
     if world.fake is None:
         assert isinstance(world.store, SqliteStore)
         with closing(sqlite3.connect(world.store.path)) as db:
@@ -323,6 +342,42 @@ def test_notion_without_an_analytics_database_records_outcomes_nowhere(
     assert world.fake.count() == 0
 
 
+def test_a_template_page_body_is_kept_and_read_back(store: QueueStore) -> None:
+    paragraph = {
+        "object": "block",
+        "type": "paragraph",
+        "paragraph": {"rich_text": [{"type": "text", "text": {"content": "Hi {{ first_name }}"}}]},
+    }
+    document = Template(
+        "welcome", "Welcome", "", "", blocks=json.dumps([paragraph], ensure_ascii=False)
+    )
+    assert store.upsert_template(document) == "created"
+    assert store.upsert_template(document, force=True) in ("unchanged", "updated")
+
+    assert "welcome" in store.all_templates()  # as TemplateSource asks: the list, then the body
+    [read] = json.loads(store.page_body("welcome"))
+    assert read["type"] == "paragraph"
+    assert read["paragraph"]["rich_text"][0]["text"]["content"] == "Hi {{ first_name }}"
+    assert store.page_body("no_such_template") == ""
+
+
+def test_sent_rows_are_the_sent_rows_since_a_time_in_sent_order(store: QueueStore) -> None:
+    def sent(email: str, at: datetime) -> str:
+        row = store.add_row(new_row(email=email))
+        store.update_row(row.id, RowUpdate(status=Status.SENT, sent_at=at, resend_email_id=email))
+        return row.id
+
+    later = sent("later@example.com", T0 - timedelta(hours=1))
+    earlier = sent("earlier@example.com", T0 - timedelta(hours=2))
+    old = sent("old@example.com", T0 - timedelta(days=3))
+    store.add_row(new_row(email="queued@example.com"))
+    failed = store.add_row(new_row(email="failed@example.com"))
+    store.update_row(failed.id, RowUpdate(status=Status.FAILED, error_message="bounced"))
+
+    assert [r.id for r in store.sent_rows(T0 - timedelta(days=1))] == [earlier, later]
+    assert [r.id for r in store.sent_rows()] == [old, earlier, later]
+
+
 def test_due_rows_after_a_row_resume_behind_it(store: QueueStore) -> None:
     rows = [
         store.add_row(new_row(email=f"lead{i}@example.com", scheduled_time=T0 - timedelta(hours=i)))
@@ -340,7 +395,7 @@ def test_due_rows_after_a_row_never_skip_a_row_tied_with_it(store: QueueStore) -
 
     resumed = [row.id for row in store.due_rows(T0, page_size=2, after=tied[1])]
 
-    # SQLite resumes exactly behind it; Notion, which has no keyset on a page, may repeat the
+    # SQLite and PostgreSQL resume exactly behind it; Notion, which has no keyset on a page, may repeat the
     # tied rows before it (the caller skips those it handled), never skips one after it.
     assert resumed[-2:] == [tied[2].id, tied[3].id]
     assert set(resumed) <= {tied[0].id, tied[2].id, tied[3].id}
@@ -373,7 +428,7 @@ def test_status_counts_count_every_row_or_none_at_all(store: QueueStore) -> None
 
     counts = store.status_counts()
 
-    if isinstance(store, SqliteStore):
+    if isinstance(store, SqliteStore | PostgresStore):
         assert counts == {("lead_nurture", "queued"): 1, ("lead_nurture", "sent"): 1}
     else:
         assert counts is None  # Notion has no count: it would read every row

@@ -197,3 +197,7 @@ def test_batches_are_used_with_sqlite_and_resend_only(tmp_path: Path) -> None:
         "notion_workers_db_id": "d",
     }
     assert journal(**resend_settings, **notion) is None
+    # Several workers share a PostgreSQL queue: a file in one host's STATE_DIR cannot keep their
+    # pending batches, so PostgreSQL sends one row at a time (README: Batches).
+    postgres = {"queue_backend": "postgres", "database_url": "postgresql://nq@/nq?host=/tmp"}
+    assert journal(**resend_settings, **postgres) is None

@@ -6,6 +6,8 @@ concern, so each consumer names only the role(s) it uses.
 - TemplateStore: the Templates (TemplateSource reads them, seeding writes them)
 - OutcomeLog: one Email Analytics row per send outcome (the worker)
 - QueueLease: one worker per queue, across hosts (the worker)
+- RowClaims: several workers per queue, each claiming rows for a while (PostgreSQL only; a
+  worker uses it instead of the lease when its store has it)
 
 QueueStore is all five and close(): what wiring builds and hands out. Adapters implement every
 role: `notion.NotionStore` (production) and `sqlite.SqliteStore` (embedded default). One contract
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from notion_queue.models import (
     Contact,
@@ -153,6 +155,30 @@ class QueueLease(Protocol):
 
     def release_lease(self, holder: str) -> None:
         """Give the lease up now, if `holder` holds it; else change nothing."""
+        ...
+
+
+@runtime_checkable
+class RowClaims(Protocol):
+    """Several workers on one queue: each claims due rows for a while; no two hold a row."""
+
+    def claim_due(
+        self,
+        worker: str,
+        now: datetime,
+        limit: int,
+        ttl_seconds: float,
+        *,
+        skip: Collection[str] = (),
+    ) -> list[QueueRow]:
+        """Up to `limit` due queued rows, earliest first, none of `skip`, that no other worker
+        holds (or whose claim lapsed), now held by `worker` until `now + ttl_seconds`. A Status
+        change (the worker marking the row) releases the claim; a killed worker's lapse."""
+        ...
+
+    def next_due_time(self, after: datetime) -> datetime | None:
+        """When the next queued row may be claimed after `after` (its Scheduled Time, or the
+        end of its current claim), or None."""
         ...
 
 

@@ -295,6 +295,15 @@ class NotionStore:
             return contact
         return None
 
+    def all_contacts(self) -> Iterator[Contact]:
+        """Every contact, oldest first: for `notion-queue migrate`, not the hot path."""
+        for page in self._query(
+            self.contacts_ds,
+            "query_contacts",
+            sorts=[{"timestamp": "created_time", "direction": "ascending"}],
+        ):
+            yield s.page_to_contact(page)
+
     def _remember(self, email: str, contact: Contact) -> None:
         self._contacts[email] = contact
         self._contacts.move_to_end(email)

@@ -314,6 +314,10 @@ class SqliteStore:
             return contact, "created"
         return contact, "unchanged" if contact == existing else "updated"
 
+    def all_contacts(self) -> Iterator[Contact]:
+        """Every contact, oldest first: for `notion-queue migrate`, not the hot path."""
+        return iter([_contact(r) for r in self._query("SELECT * FROM contacts ORDER BY rowid")])
+
     def unsubscribed_emails(self) -> set[str]:
         return {r["email"] for r in self._query("SELECT email FROM contacts WHERE unsubscribed")}
 

@@ -1326,6 +1326,10 @@ def embedded_markdown(section: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--postgres" in (sys.argv[1:] if argv is None else argv):  # the PostgreSQL queue's own
+        from .bench_postgres import main as bench_postgres
+
+        return bench_postgres(argv)
     config, out, emb, sections = parse_all(argv)
     run(config, out, emb, sections)
     if not config.quiet:

@@ -392,9 +392,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "killed while sending with SEND_CONCURRENCY=8); --fault-probability and "
         "--outage-seconds do not apply",
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the PostgreSQL queue instead: a throw-away server, three workers SIGKILLed at"
+        " random and restarted, Resend failing at random (--outage-seconds is not used)",
+    )
     args = parser.parse_args(argv)
     if args.embedded:
         return _main_embedded(args)
+    if args.postgres:
+        return _main_postgres(args)
     if args.workdir is not None:
         report = run_soak(
             args.events,
@@ -433,6 +441,27 @@ def _main_embedded(args: argparse.Namespace) -> int:
         )
         report = run_embedded_soak(
             args.events, args.kills, args.seed, workdir, timeout=args.timeout
+        )
+    print(report.to_json())
+    return 0 if report.ok else 1
+
+
+def _main_postgres(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .soak_postgres import run_postgres_soak
+
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="notion-queue-soak-"))
+        )
+        report = run_postgres_soak(
+            args.events,
+            args.kills,
+            args.seed,
+            workdir,
+            args.fault_probability,
+            timeout=args.timeout,
         )
     print(report.to_json())
     return 0 if report.ok else 1
