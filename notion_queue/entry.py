@@ -161,8 +161,13 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
                 f"the worker on {socket.gethostname()} ({settings.state_dir.resolve()})"
             )
 
+        received: list[str] = []
+
         def stop(signum: int, frame: FrameType | None, worker: Worker = worker) -> None:
-            log.info("stopping", signal=signal.Signals(signum).name)
+            # No logging in here: a handler runs between two steps of the main thread, which
+            # may be holding the log's lock (seen: a second SIGTERM arriving while the first
+            # handler wrote its log line left the worker waiting on that lock for ever).
+            received.append(signal.Signals(signum).name)
             worker.stop()
 
         signal.signal(signal.SIGTERM, stop)
@@ -201,6 +206,8 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         finally:
             if worker.wake is not None:
                 worker.wake.close()
+        if received:
+            log.info("stopped_by_signal", signal=received[0])
         return 0
     except RetryableError as exc:  # --once while the store cannot be reached
         print(f"notion-queue: {exc}; try again later", file=sys.stderr)

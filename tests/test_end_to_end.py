@@ -124,6 +124,20 @@ def test_worker_serves_metrics_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
     assert '"event": "worker_stopped"' in log
 
 
+def test_a_worker_sent_sigterm_twice_at_once_still_stops_cleanly(tmp_path: Path) -> None:
+    """`make run` and systemd may both signal the worker: the second SIGTERM can arrive while the
+    first one's handler runs (a handler that logged could then wait for ever on the log's lock)."""
+    env = base_env(tmp_path)
+    with running("worker.py", env, tmp_path, tmp_path / "worker.log") as process:
+        wait_until(lambda: '"event": "worker_started"' in process.log_text())
+        for _ in range(5):
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    log = process.log_text()
+    assert process.returncode == 0, log
+    assert '"event": "stopped_by_signal"' in log and '"signal": "SIGTERM"' in log
+
+
 def test_missing_notion_setting_is_one_clear_line(tmp_path: Path) -> None:
     env = base_env(tmp_path, QUEUE_BACKEND="notion", NOTION_TOKEN="secret_x")
     result = run_worker_once(env, tmp_path)
