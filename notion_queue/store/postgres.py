@@ -34,6 +34,7 @@ from notion_queue.models import (
 )
 from notion_queue.store.base import RowNotFound, UpsertResult
 from notion_queue.store.postgres_schema import migrate
+from notion_queue.store.sql_records import contact_from, row_from, template_from, update_columns
 
 Record = dict[str, Any]
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -234,17 +235,7 @@ class PostgresStore:
         return _row(found[0])
 
     def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
-        columns = {
-            "status": update.status.value if update.status else None,
-            "sent_at": _ts(update.sent_at),
-            "resend_email_id": update.resend_email_id,
-            "error_message": update.error_message,
-            "attempts": update.attempts,
-            "scheduled_time": _ts(update.scheduled_time),
-            "expires_at": _ts(update.expires_at),
-            "delivery": update.delivery,
-        }
-        changes = {k: v for k, v in columns.items() if v is not None}
+        changes = update_columns(update, _ts)
         assignments = [f"{column} = %s" for column in changes]
         if update.status is not None:
             assignments.append("claimed_by = NULL, claimed_until = NULL")  # marked: released
@@ -520,50 +511,12 @@ def _row_values(row: NewRow) -> tuple[Any, ...]:
 
 
 def _template(r: Record) -> Template:
-    return Template(
-        template_id=r["template_id"],
-        subject=r["subject"],
-        html=r["html_body"],
-        text=r["text_body"],
-        active=bool(r["active"]),
-        blocks=r["blocks"],
-    )
+    return template_from(r)
 
 
 def _row(r: Record) -> QueueRow:
-    return QueueRow(
-        id=r["id"],
-        email=r["email_address"],
-        first_name=r["first_name"],
-        sequence=r["sequence"],
-        email_number=r["email_number"],
-        template_id=r["template_id"],
-        scheduled_time=_utc(r["scheduled_time"]),
-        status_text=r["status"],
-        dedupe_key=r["dedupe_key"],
-        variables_text=r["variables"],
-        attempts=r["attempts"],
-        expires_at=_utc(r["expires_at"]),
-        sent_at=_utc(r["sent_at"]),
-        resend_email_id=r["resend_email_id"],
-        error_message=r["error_message"],
-        contact_id=r["contact_id"],
-        delivery=r["delivery"],
-    )
+    return row_from(r, _utc)
 
 
 def _contact(r: Record) -> Contact:
-    return Contact(
-        id=r["id"],
-        email=r["email"],
-        first_name=r["first_name"],
-        last_name=r["last_name"],
-        business_name=r["business_name"],
-        segment=r["segment"],
-        assessment_score=r["assessment_score"],
-        assessment_data=json.loads(r["assessment_data"] or "{}"),
-        meeting_time=_utc(r["meeting_time"]),
-        last_event=r["last_event"],
-        unsubscribed=bool(r["unsubscribed"]),
-        time_zone=r["time_zone"],
-    )
+    return contact_from(r, _utc)

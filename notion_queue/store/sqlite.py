@@ -25,6 +25,7 @@ from notion_queue.models import (
 )
 from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
 from notion_queue.store.base import RowNotFound, UpsertResult
+from notion_queue.store.sql_records import contact_from, row_from, template_from, update_columns
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS email_queue (
@@ -203,17 +204,7 @@ class SqliteStore:
         return _row(found[0])
 
     def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
-        columns = {
-            "status": update.status.value if update.status else None,
-            "sent_at": _ts(update.sent_at),
-            "resend_email_id": update.resend_email_id,
-            "error_message": update.error_message,
-            "attempts": update.attempts,
-            "scheduled_time": _ts(update.scheduled_time),
-            "expires_at": _ts(update.expires_at),
-            "delivery": update.delivery,
-        }
-        changes = {k: v for k, v in columns.items() if v is not None}
+        changes = update_columns(update, _ts)
         if changes:
             assignments = ", ".join(f"{column} = ?" for column in changes)
             with self._lock:
@@ -436,50 +427,12 @@ def _row_values(row_id: str, row: NewRow) -> tuple[Any, ...]:
 
 
 def _template(r: sqlite3.Row) -> Template:
-    return Template(
-        template_id=r["template_id"],
-        subject=r["subject"],
-        html=r["html_body"],
-        text=r["text_body"],
-        active=bool(r["active"]),
-        blocks=r["blocks"],
-    )
+    return template_from(r)
 
 
 def _row(r: sqlite3.Row) -> QueueRow:
-    return QueueRow(
-        id=r["id"],
-        email=r["email_address"],
-        first_name=r["first_name"],
-        sequence=r["sequence"],
-        email_number=r["email_number"],
-        template_id=r["template_id"],
-        scheduled_time=_dt(r["scheduled_time"]),
-        status_text=r["status"],
-        dedupe_key=r["dedupe_key"],
-        variables_text=r["variables"],
-        attempts=r["attempts"],
-        expires_at=_dt(r["expires_at"]),
-        sent_at=_dt(r["sent_at"]),
-        resend_email_id=r["resend_email_id"],
-        error_message=r["error_message"],
-        contact_id=r["contact_id"],
-        delivery=r["delivery"],
-    )
+    return row_from(r, _dt)
 
 
 def _contact(r: sqlite3.Row) -> Contact:
-    return Contact(
-        id=r["id"],
-        email=r["email"],
-        first_name=r["first_name"],
-        last_name=r["last_name"],
-        business_name=r["business_name"],
-        segment=r["segment"],
-        assessment_score=r["assessment_score"],
-        assessment_data=json.loads(r["assessment_data"] or "{}"),
-        meeting_time=_dt(r["meeting_time"]),
-        last_event=r["last_event"],
-        unsubscribed=bool(r["unsubscribed"]),
-        time_zone=r["time_zone"],
-    )
+    return contact_from(r, _dt)
