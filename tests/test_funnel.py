@@ -4,8 +4,6 @@ reschedules and cancellations, on both stores."""
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -19,73 +17,18 @@ from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.samples import ASSESSMENT, NOSHOW, ONBOARDING, POSTCALL_MAYBE, SIGNUP
-from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
 from notion_queue.web.app import create_app
 from tests.conftest import T0
+from tests.signed_webhooks import SignedWebhooks, signed_settings
 
-CALCOM_SECRET = "calcom-test-secret"
-CALENDLY_KEY = "calendly-signing-key"
 MEETING = datetime(2025, 12, 10, 14, 30, tzinfo=UTC)
 
 
-class Funnel:
+class Funnel(SignedWebhooks):
     def __init__(self, journal: Journal, drainer: Drainer, clock: FakeClock, store: QueueStore):
-        self.clock = clock
-        self.store = store
-        self.drainer = drainer
-        app = create_app(
-            Settings(
-                calcom_webhook_secret=CALCOM_SECRET,  # type: ignore[arg-type]
-                calendly_webhook_signing_key=CALENDLY_KEY,  # type: ignore[arg-type]
-            ),
-            journal=journal,
-            drainer=drainer,
-            clock=clock,
-        )
-        self.client = TestClient(app)
-
-    def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-        response = self.client.post(
-            path,
-            content=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        self.drainer.drain_once()
-        return response
-
-    def calcom(self, trigger: str, payload: dict[str, Any]) -> Any:
-        body = json.dumps(
-            {"triggerEvent": trigger, "createdAt": self.clock.now().isoformat(), "payload": payload}
-        ).encode()
-        signature = hmac.new(CALCOM_SECRET.encode(), body, hashlib.sha256).hexdigest()
-        response = self.client.post(
-            "/webhook/calcom-booking",
-            content=body,
-            headers={"Content-Type": "application/json", "X-Cal-Signature-256": signature},
-        )
-        self.drainer.drain_once()
-        return response
-
-    def calendly(self, event: str, payload: dict[str, Any], t: int | None = None) -> Any:
-        body = json.dumps(
-            {"event": event, "created_at": self.clock.now().isoformat(), "payload": payload}
-        ).encode()
-        t = int(self.clock.now().timestamp()) if t is None else t
-        v1 = hmac.new(CALENDLY_KEY.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-        response = self.client.post(
-            "/webhook/calendly",
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "Calendly-Webhook-Signature": f"t={t},v1={v1}",
-            },
-        )
-        self.drainer.drain_once()
-        return response
-
-    def rows(self, email: str, sequence: str | None = None) -> list[QueueRow]:
-        return self.store.rows_for_email(email, sequence=sequence)
+        app = create_app(signed_settings(), journal=journal, drainer=drainer, clock=clock)
+        super().__init__(TestClient(app), drainer, clock, store)
 
 
 @pytest.fixture

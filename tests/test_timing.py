@@ -4,9 +4,6 @@ review before send. Fixed clock: T0 is Monday 1 December 2025, 10:00 UTC."""
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import json
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -25,7 +22,7 @@ from notion_queue.intake.drainer import Drainer
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.mail.outbox import OutboxMailer
-from notion_queue.models import ContactData, QueueRow, Status, Template, can_transition
+from notion_queue.models import ContactData, Status, Template, can_transition
 from notion_queue.needed_variables import NeededVariables, template_needs
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
@@ -36,9 +33,8 @@ from notion_queue.transitions import change_status
 from notion_queue.web.app import create_app
 from notion_queue.windows import Window, parse_window
 from tests.conftest import T0, WorkerFactory, new_row
+from tests.signed_webhooks import SignedWebhooks, signed_settings
 
-CALCOM_SECRET = "calcom-test-secret"
-CALENDLY_KEY = "calendly-signing-key"
 PACKAGED = (Path(__file__).parents[1] / "notion_queue" / "sequences.toml").read_text()
 WEEKDAYS_9_TO_5 = 'window = { days = "mon-fri", start = "09:00", end = "17:00" }'
 TOKYO, BERLIN = ZoneInfo("Asia/Tokyo"), ZoneInfo("Europe/Berlin")
@@ -52,7 +48,7 @@ def custom_catalog(tmp_path: Path, sequence: str, *lines: str) -> Catalog:
     return load_catalog(path, known_templates=load_packaged_templates())
 
 
-class World:
+class World(SignedWebhooks):
     """The app → journal → drainer → store, and a worker sending to an outbox."""
 
     def __init__(
@@ -64,61 +60,16 @@ class World:
         make_worker: WorkerFactory,
         **processor: Any,
     ) -> None:
-        self.clock, self.store = clock, store
         self.journal = Journal(tmp_path / "intake.sqlite3")
-        self.drainer = Drainer(
-            self.journal, IntakeProcessor(store, catalog, clock, **processor), clock
-        )
+        drainer = Drainer(self.journal, IntakeProcessor(store, catalog, clock, **processor), clock)
         self.outbox = OutboxMailer(tmp_path / "outbox", clock)
         zone = processor.get("default_zone", ZoneInfo("UTC"))
         windows = {} if processor.get("testing_mode") else catalog.windows()
         self.worker = make_worker(store, self.outbox, default_zone=zone, windows=windows)
-        settings = Settings(
-            calcom_webhook_secret=CALCOM_SECRET,  # type: ignore[arg-type]
-            calendly_webhook_signing_key=CALENDLY_KEY,  # type: ignore[arg-type]
-        )
         app = create_app(
-            settings, journal=self.journal, drainer=self.drainer, clock=clock, catalog=catalog
+            signed_settings(), journal=self.journal, drainer=drainer, clock=clock, catalog=catalog
         )
-        self.client = TestClient(app)
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        response = self.client.post(path, json=body)
-        self.drainer.drain_once()
-        return response
-
-    def calcom(self, trigger: str, payload: dict[str, Any]) -> Any:
-        body = json.dumps(
-            {"triggerEvent": trigger, "createdAt": self.clock.now().isoformat(), "payload": payload}
-        ).encode()
-        signature = hmac.new(CALCOM_SECRET.encode(), body, hashlib.sha256).hexdigest()
-        response = self.client.post(
-            "/webhook/calcom-booking",
-            content=body,
-            headers={"Content-Type": "application/json", "X-Cal-Signature-256": signature},
-        )
-        self.drainer.drain_once()
-        return response
-
-    def calendly(self, event: str, payload: dict[str, Any]) -> Any:
-        body = json.dumps(
-            {"event": event, "created_at": self.clock.now().isoformat(), "payload": payload}
-        ).encode()
-        t = int(self.clock.now().timestamp())
-        v1 = hmac.new(CALENDLY_KEY.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-        response = self.client.post(
-            "/webhook/calendly",
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "Calendly-Webhook-Signature": f"t={t},v1={v1}",
-            },
-        )
-        self.drainer.drain_once()
-        return response
-
-    def rows(self, email: str, sequence: str | None = None) -> list[QueueRow]:
-        return self.store.rows_for_email(email, sequence=sequence)
+        super().__init__(TestClient(app), drainer, clock, store)
 
     def sent(self) -> list[Message]:
         return [
