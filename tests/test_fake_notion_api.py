@@ -10,6 +10,7 @@ from notion_client.errors import APIResponseError, RequestTimeoutError
 from notion_queue.clock import FakeClock
 from notion_queue.pacing import TokenBucket
 from notion_queue.testing.fake_notion import FakeNotion
+from tests.raw_notion import raw_client
 
 TOKEN = "secret_fake_api"
 SCHEMA = {
@@ -30,12 +31,7 @@ def fake(clock: FakeClock) -> FakeNotion:
 
 @pytest.fixture
 def client(fake: FakeNotion) -> Client:
-    return Client(
-        auth=TOKEN,
-        base_url="https://api.notion.com",
-        client=httpx.Client(transport=fake.transport()),
-        retry=False,
-    )
+    return raw_client(fake)
 
 
 @pytest.fixture

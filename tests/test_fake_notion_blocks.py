@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from notion_client import Client
 from notion_client.errors import APIResponseError
 
 from notion_queue.clock import FakeClock
 from notion_queue.testing.fake_notion import FakeNotion
+from tests.raw_notion import raw_client
 
 TOKEN = "secret_fake_blocks"
 
@@ -23,12 +23,7 @@ def fake(clock: FakeClock) -> FakeNotion:
 
 @pytest.fixture
 def client(fake: FakeNotion) -> Client:
-    return Client(
-        auth=TOKEN,
-        base_url="https://api.notion.com",
-        client=httpx.Client(transport=fake.transport()),
-        retry=False,
-    )
+    return raw_client(fake)
 
 
 @pytest.fixture
