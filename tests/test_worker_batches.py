@@ -181,9 +181,11 @@ def test_a_batch_that_failed_for_now_is_retried_as_the_same_batch(
     assert len(fake_resend.sent) == 5
 
 
-def test_batches_are_used_with_sqlite_and_resend_only(tmp_path: Path) -> None:
+def test_batches_are_used_with_resend_on_sqlite_but_not_on_notion_or_the_outbox(
+    tmp_path: Path, clock: FakeClock, sqlite: SqliteStore
+) -> None:
     def journal(**settings: Any) -> object:
-        return build_batch_journal(Settings(state_dir=tmp_path, **settings))
+        return build_batch_journal(Settings(state_dir=tmp_path, **settings), sqlite, clock, "w")
 
     resend_settings = {"mail_backend": "resend", "resend_api_key": "re_test_key"}
     assert isinstance(journal(**resend_settings), FileBatchJournal)
@@ -197,7 +199,4 @@ def test_batches_are_used_with_sqlite_and_resend_only(tmp_path: Path) -> None:
         "notion_workers_db_id": "d",
     }
     assert journal(**resend_settings, **notion) is None
-    # Several workers share a PostgreSQL queue: a file in one host's STATE_DIR cannot keep their
-    # pending batches, so PostgreSQL sends one row at a time (README: Batches).
-    postgres = {"queue_backend": "postgres", "database_url": "postgresql://nq@/nq?host=/tmp"}
-    assert journal(**resend_settings, **postgres) is None
+    # PostgreSQL keeps its pending batches in the database: tests/test_postgres_batches.py.

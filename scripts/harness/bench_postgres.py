@@ -33,7 +33,10 @@ from .processes import free_port, process_group, wait_until
 from .soak import sequences_file
 
 RESEND_KEY = "re_bench_key"
-TABLES = "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows"
+TABLES = (
+    "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows,"
+    " pending_batches"
+)
 
 
 def _env(database_url: str, resend_url: str, workdir: Path, **extra: str) -> dict[str, str]:
