@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import resend
 
-from notion_queue.batch_journal import FileBatchJournal
+from notion_queue.batch_journal import KEY_WINDOW, FileBatchJournal
 from notion_queue.clock import FakeClock
+from notion_queue.mail.base import OutgoingEmail
+from notion_queue.mail.batch import Batch
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.models import RowUpdate, Status
 from notion_queue.settings import Settings
@@ -200,3 +202,27 @@ def test_batches_are_used_with_resend_on_sqlite_but_not_on_notion_or_the_outbox(
     }
     assert journal(**resend_settings, **notion) is None
     # PostgreSQL keeps its pending batches in the database: tests/test_postgres_batches.py.
+
+
+def test_a_batch_pending_past_resends_key_window_fails_its_rows_instead_of_going_again(
+    sqlite: SqliteStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    make_worker: WorkerFactory,
+    tmp_path: Path,
+    clock: FakeClock,
+) -> None:
+    ids = add_rows(sqlite, 2)
+    emails = [
+        (row_id, OutgoingEmail("a@businessx.com", f"x{n}@example.com", "Hi", "<p>Hi</p>", "", "k"))
+        for n, row_id in enumerate(ids)
+    ]
+    FileBatchJournal(tmp_path / "batches", clock).record(Batch.of(emails))
+    clock.advance(seconds=(KEY_WINDOW + timedelta(minutes=1)).total_seconds())
+
+    summary = batch_worker(make_worker, sqlite, mailer, tmp_path / "batches").run_once()
+
+    assert summary["failed"] == 2 and fake_resend.requests == []
+    assert all(sqlite.get_row(i).status is Status.FAILED for i in ids)
+    assert "might send it twice" in sqlite.get_row(ids[0]).error_message
+    assert list((tmp_path / "batches").glob("*.json")) == []
