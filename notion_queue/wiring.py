@@ -12,7 +12,6 @@ from notion_queue.clock import Clock
 from notion_queue.event_fields import url_field_names
 from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
-from notion_queue.mail.batch import MAX_BATCH
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.sequences import Catalog, load_catalog
@@ -167,7 +166,9 @@ def build_worker(
             campaign_variables=catalog.variables,
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
-            batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
+            batch_size=settings.resend_batch_size
+            if batches
+            else batch_size_for(_send_rate(settings)),
             claim_ttl=settings.claim_ttl_seconds,
             default_zone=settings.default_zone,
             # Testing mode ignores windows, so a rehearsal runs in minutes.

@@ -22,7 +22,7 @@ from notion_queue.settings import Settings
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.testing.fake_resend import FakeResend
 from notion_queue.transitions import change_status
-from notion_queue.wiring import build_batch_journal
+from notion_queue.wiring import build_batch_journal, build_worker
 from notion_queue.worker import Worker
 from tests.conftest import T0, WorkerFactory, new_row
 
@@ -226,3 +226,26 @@ def test_a_batch_pending_past_resends_key_window_fails_its_rows_instead_of_going
     assert all(sqlite.get_row(i).status is Status.FAILED for i in ids)
     assert "might send it twice" in sqlite.get_row(ids[0]).error_message
     assert list((tmp_path / "batches").glob("*.json")) == []
+
+
+def test_resend_batch_size_sets_the_emails_per_batch_request(
+    sqlite: SqliteStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    add_rows(sqlite, 12)
+    settings = Settings(
+        state_dir=tmp_path,
+        mail_backend="resend",
+        resend_api_key="re_test_key",
+        resend_batch_size=5,
+        public_base_url="https://funnel.businessx.com",
+        unsubscribe_secret="unsubscribe-secret-for-tests",
+    )
+
+    build_worker(settings, clock, sqlite, mailer).run_once()
+
+    assert [r.path for r in fake_resend.requests] == ["/emails/batch"] * 3  # 5 + 5 + 2
+    assert len(fake_resend.sent) == 12
