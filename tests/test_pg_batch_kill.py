@@ -57,7 +57,14 @@ def test_a_worker_killed_after_resend_took_its_batch_loses_and_doubles_nothing(
                         key=key,
                         holder=held[0]["held_by"],
                         rows=len(json.loads(request.content)),
-                        marked=_sent_count(postgres_store),
+                        marked=postgres_store._query(
+                            "SELECT COUNT(*) AS n FROM email_queue"
+                            " WHERE batch_key = %s AND status = %s",
+                            (key, Status.SENT.value),
+                        )[0]["n"],
+                        in_batch=postgres_store._query(
+                            "SELECT COUNT(*) AS n FROM email_queue WHERE batch_key = %s", (key,)
+                        )[0]["n"],
                     )
         return response
 
@@ -88,7 +95,8 @@ def test_a_worker_killed_after_resend_took_its_batch_loses_and_doubles_nothing(
         assert len(survivors) == WORKERS - 1, logs
         assert all(w.returncode == 0 for w in survivors), logs
 
-    assert killed["rows"] == 100 and killed["marked"] == 0, killed
+    # The batch's rows were held for it, and its worker died before marking any of them.
+    assert killed["rows"] == killed["in_batch"] == 100 and killed["marked"] == 0, killed
     addresses = [email.to[0] for email in fake.sent]
     assert len(addresses) == len(set(addresses)) == ROWS  # 0 duplicates, 0 lost
     replays = [r for r in fake.requests if r.replayed]
