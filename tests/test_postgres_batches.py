@@ -323,7 +323,7 @@ def test_a_worker_whose_batch_was_taken_over_while_it_waited_out_a_429_leaves_it
     assert len(fake_resend.sent) == 3
 
 
-def test_batches_are_used_with_resend_on_sqlite_and_postgres(
+def test_postgres_with_resend_keeps_its_pending_batches_in_the_database(
     postgres_store: PostgresStore, clock: FakeClock
 ) -> None:
     settings = Settings(
