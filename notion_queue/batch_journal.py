@@ -7,7 +7,11 @@ sending again; the rows in it are sent no other way while it is here.
 
 `FileBatchJournal` keeps one JSON file per batch in STATE_DIR/batches: right for a store that
 one worker on one host serves (SQLite). A store shared by workers on several hosts keeps its
-pending batches itself, with its claims (any object with these three methods will do).
+pending batches itself, with its claims (`store/postgres_batches.py`): there a batch is held by
+one worker at a time, and one whose holder died is taken over when its hold lapses.
+
+Resend keeps a key for 24 hours: a batch recorded longer ago than `KEY_WINDOW` is never sent
+again (the worker fails its rows, saying why), since Resend may have forgotten the first request.
 """
 
 from __future__ import annotations
@@ -17,38 +21,62 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from notion_queue.clock import Clock
 from notion_queue.mail.base import OutgoingEmail
 from notion_queue.mail.batch import Batch
 from notion_queue.private_files import private_dir
 
+# Resend remembers an Idempotency-Key for 24 hours; an hour's margin for clocks and the send.
+KEY_WINDOW = timedelta(hours=23)
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch recorded and not done, and when it was recorded (None: not known)."""
+
+    batch: Batch
+    recorded_at: datetime | None
+
 
 class BatchJournal(Protocol):
     def record(self, batch: Batch) -> None:
-        """Keep `batch` (durably) until `done`; called before its request goes out."""
+        """Keep `batch` (durably) until `done`; called before its request goes out. May raise
+        RetryableError: nothing was kept, and the batch must not be sent."""
         ...
 
-    def pending(self) -> list[Batch]:
-        """Batches recorded and not done, oldest first."""
+    def pending(self) -> list[PendingBatch]:
+        """Batches recorded and not done that this worker is to send again, oldest first."""
+        ...
+
+    def hold(self, batch: Batch) -> bool:
+        """Renew this worker's hold on `batch` before an attempt to send it; False: another
+        worker took it over (this one leaves it alone)."""
         ...
 
     def done(self, batch: Batch) -> None: ...
 
 
 class FileBatchJournal:
-    def __init__(self, folder: Path) -> None:
+    """One worker on one host (it holds the queue's lease): every pending batch is its own."""
+
+    def __init__(self, folder: Path, clock: Clock | None = None) -> None:
         self.folder = private_dir(folder)
+        self.clock = clock  # None: when a batch was recorded is not kept
 
     def _path(self, batch: Batch) -> Path:
         return self.folder / f"{hashlib.sha256(batch.idempotency_key.encode()).hexdigest()}.json"
 
     def record(self, batch: Batch) -> None:
+        recorded_at = self.clock.now().isoformat() if self.clock is not None else None
         data = json.dumps(
             {
                 "idempotency_key": batch.idempotency_key,
+                "recorded_at": recorded_at,
                 "rows": [
                     {"row_id": row_id, "email": asdict(email)}
                     for row_id, email in zip(batch.row_ids, batch.emails, strict=True)
@@ -66,7 +94,7 @@ class FileBatchJournal:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def pending(self) -> list[Batch]:
+    def pending(self) -> list[PendingBatch]:
         found = []
         for path in self.folder.glob("*.json"):
             with contextlib.suppress(FileNotFoundError):
@@ -75,8 +103,15 @@ class FileBatchJournal:
                 batch = Batch.of(emails)
                 if batch.idempotency_key != data["idempotency_key"]:
                     raise ValueError(f"{path}: the batch does not match its key")
-                found.append((path.stat().st_mtime_ns, path.name, batch))
-        return [batch for _, _, batch in sorted(found, key=lambda item: item[:2])]
+                recorded = data.get("recorded_at")
+                pending = PendingBatch(
+                    batch, datetime.fromisoformat(recorded) if recorded else None
+                )
+                found.append((path.stat().st_mtime_ns, path.name, pending))
+        return [pending for _, _, pending in sorted(found, key=lambda item: item[:2])]
+
+    def hold(self, batch: Batch) -> bool:
+        return True
 
     def done(self, batch: Batch) -> None:
         self._path(batch).unlink(missing_ok=True)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Resend allows 2 requests/s per team by default; its ratelimit-limit header says what an
     # account really has.
     resend_requests_per_second: float = Field(default=2.0, gt=0)
+    # Emails per `POST /emails/batch` where the worker batches (SQLite or PostgreSQL with
+    # Resend); 100 is Resend's most. Smaller batches cost more requests.
+    resend_batch_size: int = Field(default=100, ge=1, le=100)
     email_from: str = "BusinessX <hello@businessx.com>"
     email_reply_to: str | None = None
 

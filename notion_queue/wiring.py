@@ -6,13 +6,12 @@ from collections.abc import Callable
 
 import httpx
 
-from notion_queue.batch_journal import FileBatchJournal
+from notion_queue.batch_journal import BatchJournal, FileBatchJournal
 from notion_queue.catalog_templates import stored_templates_check
 from notion_queue.clock import Clock
 from notion_queue.event_fields import url_field_names
 from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
-from notion_queue.mail.batch import MAX_BATCH
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.sequences import Catalog, load_catalog
@@ -24,7 +23,7 @@ from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.test_sends import template_jobs
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
-from notion_queue.worker import Worker, WorkerConfig, batch_size_for
+from notion_queue.worker import Worker, WorkerConfig, batch_size_for, new_worker_id
 
 
 def build_store(
@@ -120,16 +119,26 @@ def _send_rate(settings: Settings) -> float | None:
     return min(limits) if limits else None
 
 
-def build_batch_journal(settings: Settings) -> FileBatchJournal | None:
+def build_batch_journal(
+    settings: Settings, store: QueueStore, clock: Clock, worker_id: str
+) -> BatchJournal | None:
     """Resend's batch API (100 emails a request) where it is safe: SQLite, which one worker on
     one host serves, keeps a started batch in STATE_DIR until its rows are marked, so a killed
-    worker's batch is sent again as it was, never regrouped. Notion stays one at a time: its
+    worker's batch is sent again as it was, never regrouped. PostgreSQL keeps its pending
+    batches in the database, each held by one worker (`worker_id`) and taken over by another
+    when that one dies, since its workers run on several hosts. Notion stays one at a time: its
     ~3 requests/s for marking rows is the ceiling anyway, and a batch would widen the window
-    between sending and marking to half a minute. The outbox has no rate limit to save.
-    PostgreSQL stays one at a time until its pending batches live in the database: its workers
-    run on several hosts, and a file in one host's STATE_DIR is not seen by the others."""
-    if settings.mail_backend == "resend" and settings.queue_backend == "sqlite":
-        return FileBatchJournal(settings.state_dir / "batches")
+    between sending and marking to half a minute. The outbox has no rate limit to save."""
+    if settings.mail_backend != "resend":
+        return None
+    if settings.queue_backend == "sqlite":
+        return FileBatchJournal(settings.state_dir / "batches", clock)
+    if settings.queue_backend == "postgres":
+        from notion_queue.store.postgres import PostgresStore
+        from notion_queue.store.postgres_batches import PostgresBatchJournal
+
+        assert isinstance(store, PostgresStore)
+        return PostgresBatchJournal(store, clock, worker_id, settings.claim_ttl_seconds)
     return None
 
 
@@ -141,7 +150,8 @@ def build_worker(
     catalog: Catalog | None = None,
 ) -> Worker:
     catalog = catalog or build_catalog(settings)
-    batches = build_batch_journal(settings)
+    worker_id = new_worker_id()
+    batches = build_batch_journal(settings, store, clock, worker_id)
     worker = Worker(
         store,
         mailer,
@@ -156,7 +166,9 @@ def build_worker(
             campaign_variables=catalog.variables,
             event_fields=catalog.fields,
             concurrency=settings.send_concurrency,
-            batch_size=MAX_BATCH if batches else batch_size_for(_send_rate(settings)),
+            batch_size=settings.resend_batch_size
+            if batches
+            else batch_size_for(_send_rate(settings)),
             claim_ttl=settings.claim_ttl_seconds,
             default_zone=settings.default_zone,
             # Testing mode ignores windows, so a rehearsal runs in minutes.
@@ -164,6 +176,7 @@ def build_worker(
         ),
         unsubscribe=build_unsubscribe(settings),
         batches=batches,
+        worker_id=worker_id,
     )
     worker.template_jobs = template_jobs(worker, store, catalog)
     return worker

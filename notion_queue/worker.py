@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from notion_queue import metrics
-from notion_queue.batch_journal import BatchJournal
+from notion_queue.batch_journal import KEY_WINDOW, BatchJournal, PendingBatch
 from notion_queue.clock import Clock
 from notion_queue.compose import Composer
 from notion_queue.errors import (
@@ -98,6 +98,11 @@ def batch_size_for(mail_rate: float | None) -> int:
     return max(1, min(99, int(mail_rate * STALE_AFTER_SECONDS)))
 
 
+def new_worker_id() -> str:
+    """An id no other worker process has, on any host."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class CycleSummary:
     """What one cycle did, by outcome; `account_error` says why sending stopped early, and
@@ -138,8 +143,10 @@ class Worker:
         status_file: Path | None = None,
         batches: BatchJournal | None = None,
         wake: WakeListener | None = None,
+        worker_id: str | None = None,
     ) -> None:
-        """`wake`: the FIFO the server pokes when it queues a row due before the next poll."""
+        """`wake`: the FIFO the server pokes when it queues a row due before the next poll;
+        `worker_id`: who claims rows (and holds batches) on a store with row claims."""
         self.store = store
         # Set (with a BatchMailer): rows go out up to 100 a request (see _send_batches).
         self.batches = batches if isinstance(mailer, BatchMailer) else None
@@ -163,7 +170,7 @@ class Worker:
         )
         self._not_before: dict[str, datetime] = {}
         # Who claims rows on a store with row claims: unique per process, on any host.
-        self.worker_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_id or new_worker_id()
         # Test sends, Preview links, per-template counts (wiring attaches them on Notion)
         self.template_jobs: tuple[TemplateJob, ...] = ()
         self.wake = wake
@@ -334,14 +341,21 @@ class Worker:
                 items.append(prepared)
         if items:
             batch = Batch.of((row.id, email) for row, email in items)
-            journal.record(batch)
+            try:
+                journal.record(batch)
+            except RetryableError as exc:
+                # Nothing kept, nothing sent: the rows are claimed afresh and grouped anew.
+                log.warning("batch_not_started", rows=len(items), reason=str(exc))
+                summary.outcomes["retry"] = summary["retry"] + len(items)
+                return
             self._send_recorded(journal, batch, {row.id: row for row, _ in items}, summary)
 
     def _resend_pending(self, handled: set[str], summary: CycleSummary) -> None:
         """Batches a killed worker left: sent again exactly as they were, before anything new;
         their rows go no other way while one is pending."""
         assert self.batches is not None
-        for batch in self.batches.pending():
+        for pending in self.batches.pending():
+            batch = pending.batch
             handled.update(batch.row_ids)
             rows = {}
             for row_id in batch.row_ids:
@@ -351,8 +365,41 @@ class Worker:
                     continue
                 if row.status is not Status.SENT:  # marked before the worker was killed
                     rows[row_id] = row
+            if self._past_key_window(pending):
+                self._give_up_batch(self.batches, pending, rows, summary)
+                continue
             log.info("batch_resent", rows=len(batch.row_ids), key=batch.idempotency_key)
             self._send_recorded(self.batches, batch, rows, summary)
+
+    def _past_key_window(self, pending: PendingBatch) -> bool:
+        return (
+            pending.recorded_at is not None and self.clock.now() - pending.recorded_at > KEY_WINDOW
+        )
+
+    def _give_up_batch(
+        self,
+        journal: BatchJournal,
+        pending: PendingBatch,
+        rows: dict[str, QueueRow],
+        summary: CycleSummary,
+    ) -> None:
+        """A batch started longer ago than Resend keeps its key: sent again, it might go out
+        twice, so its rows fail, saying so, and a marketer decides (nothing twice, nothing lost
+        from sight)."""
+        assert pending.recorded_at is not None
+        started = pending.recorded_at.isoformat(timespec="seconds")
+        reason = (
+            f"its batch was started at {started} and not confirmed within"
+            f" {KEY_WINDOW.total_seconds() / 3600:g} h; Resend forgets a batch's key after 24 h,"
+            " so sending it again might send it twice. Check Resend's log for this address"
+            f" (batch key {pending.batch.idempotency_key}) and set Status to queued to send it"
+        )
+        log.error(
+            "batch_expired", rows=len(pending.batch.row_ids), key=pending.batch.idempotency_key
+        )
+        for row in rows.values():
+            summary.add(self._fail(row, reason))
+        journal.done(pending.batch)
 
     def _send_recorded(
         self,
@@ -363,6 +410,10 @@ class Worker:
     ) -> None:
         assert isinstance(self.mailer, BatchMailer)
         for _ in range(RATE_LIMIT_WAITS_PER_ROW):
+            if not journal.hold(batch):
+                # This worker stalled past its hold and another took the batch over: it sends.
+                log.warning("batch_taken_over_by_another", key=batch.idempotency_key)
+                return
             try:
                 results = self.mailer.send_batch(batch.emails, batch.idempotency_key)
                 break

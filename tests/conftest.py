@@ -106,7 +106,10 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster.stop()
 
 
-PG_TABLES = "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows"
+PG_TABLES = (
+    "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows,"
+    " pending_batches"
+)
 
 
 @pytest.fixture

@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 import resend
 
-from notion_queue.batch_journal import FileBatchJournal
+from notion_queue.batch_journal import KEY_WINDOW, FileBatchJournal
 from notion_queue.clock import FakeClock
+from notion_queue.mail.base import OutgoingEmail
+from notion_queue.mail.batch import Batch
 from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.models import RowUpdate, Status
 from notion_queue.settings import Settings
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.testing.fake_resend import FakeResend
 from notion_queue.transitions import change_status
-from notion_queue.wiring import build_batch_journal
+from notion_queue.wiring import build_batch_journal, build_worker
 from notion_queue.worker import Worker
 from tests.conftest import T0, WorkerFactory, new_row
 
@@ -181,9 +183,11 @@ def test_a_batch_that_failed_for_now_is_retried_as_the_same_batch(
     assert len(fake_resend.sent) == 5
 
 
-def test_batches_are_used_with_sqlite_and_resend_only(tmp_path: Path) -> None:
+def test_batches_are_used_with_resend_on_sqlite_but_not_on_notion_or_the_outbox(
+    tmp_path: Path, clock: FakeClock, sqlite: SqliteStore
+) -> None:
     def journal(**settings: Any) -> object:
-        return build_batch_journal(Settings(state_dir=tmp_path, **settings))
+        return build_batch_journal(Settings(state_dir=tmp_path, **settings), sqlite, clock, "w")
 
     resend_settings = {"mail_backend": "resend", "resend_api_key": "re_test_key"}
     assert isinstance(journal(**resend_settings), FileBatchJournal)
@@ -197,7 +201,51 @@ def test_batches_are_used_with_sqlite_and_resend_only(tmp_path: Path) -> None:
         "notion_workers_db_id": "d",
     }
     assert journal(**resend_settings, **notion) is None
-    # Several workers share a PostgreSQL queue: a file in one host's STATE_DIR cannot keep their
-    # pending batches, so PostgreSQL sends one row at a time (README: Batches).
-    postgres = {"queue_backend": "postgres", "database_url": "postgresql://nq@/nq?host=/tmp"}
-    assert journal(**resend_settings, **postgres) is None
+    # PostgreSQL keeps its pending batches in the database: tests/test_postgres_batches.py.
+
+
+def test_a_batch_pending_past_resends_key_window_fails_its_rows_instead_of_going_again(
+    sqlite: SqliteStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    make_worker: WorkerFactory,
+    tmp_path: Path,
+    clock: FakeClock,
+) -> None:
+    ids = add_rows(sqlite, 2)
+    emails = [
+        (row_id, OutgoingEmail("a@businessx.com", f"x{n}@example.com", "Hi", "<p>Hi</p>", "", "k"))
+        for n, row_id in enumerate(ids)
+    ]
+    FileBatchJournal(tmp_path / "batches", clock).record(Batch.of(emails))
+    clock.advance(seconds=(KEY_WINDOW + timedelta(minutes=1)).total_seconds())
+
+    summary = batch_worker(make_worker, sqlite, mailer, tmp_path / "batches").run_once()
+
+    assert summary["failed"] == 2 and fake_resend.requests == []
+    assert all(sqlite.get_row(i).status is Status.FAILED for i in ids)
+    assert "might send it twice" in sqlite.get_row(ids[0]).error_message
+    assert list((tmp_path / "batches").glob("*.json")) == []
+
+
+def test_resend_batch_size_sets_the_emails_per_batch_request(
+    sqlite: SqliteStore,
+    mailer: ResendMailer,
+    fake_resend: FakeResend,
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    add_rows(sqlite, 12)
+    settings = Settings(
+        state_dir=tmp_path,
+        mail_backend="resend",
+        resend_api_key="re_test_key",
+        resend_batch_size=5,
+        public_base_url="https://funnel.businessx.com",
+        unsubscribe_secret="unsubscribe-secret-for-tests",
+    )
+
+    build_worker(settings, clock, sqlite, mailer).run_once()
+
+    assert [r.path for r in fake_resend.requests] == ["/emails/batch"] * 3  # 5 + 5 + 2
+    assert len(fake_resend.sent) == 12

@@ -11,6 +11,7 @@ drains intake in one, each needing its own connection for the length of a query.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -188,14 +189,15 @@ class PostgresStore:
     ) -> list[QueueRow]:
         """Claim up to `limit` due rows for `worker` until now + `ttl_seconds`, earliest first:
         rows nobody holds, whose claim lapsed, or that `worker` holds already (a cycle cut short
-        by an account error); none of `skip`. Rows another worker is claiming at this instant
-        are skipped, not waited for."""
+        by an account error); none of `skip`, and none in a pending batch (they go with it).
+        Rows another worker is claiming at this instant are skipped, not waited for."""
         found = self._query(
             "WITH picked AS ("
             " SELECT seq FROM email_queue WHERE status = %(queued)s"
             " AND scheduled_time IS NOT NULL AND scheduled_time <= %(now)s"
             " AND (claimed_until IS NULL OR claimed_until <= %(now)s"
             " OR claimed_by = %(worker)s) AND NOT (id = ANY(%(skip)s))"
+            " AND batch_key IS NULL"
             " ORDER BY scheduled_time, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " UPDATE email_queue AS q SET claimed_by = %(worker)s, claimed_until = %(until)s"
             " FROM picked WHERE q.seq = picked.seq RETURNING q.*",
@@ -212,14 +214,30 @@ class PostgresStore:
         return [_row(r) for r in found]
 
     def next_due_time(self, after: datetime) -> datetime | None:
-        """When the next queued row may be claimed: its Scheduled Time, or when its claim lapses."""
+        """When the next queued row may be claimed (its Scheduled Time, or when its claim
+        lapses), or a pending batch taken over (when its hold lapses), whichever comes first."""
         found = self._query(
-            "SELECT MIN(GREATEST(scheduled_time, COALESCE(claimed_until, scheduled_time))) AS t"
-            " FROM email_queue WHERE status = %s AND scheduled_time IS NOT NULL"
-            " AND GREATEST(scheduled_time, COALESCE(claimed_until, scheduled_time)) > %s",
-            (Status.QUEUED.value, _ts(after)),
+            "SELECT LEAST("
+            " (SELECT MIN(GREATEST(scheduled_time, COALESCE(claimed_until, scheduled_time)))"
+            " FROM email_queue WHERE status = %(queued)s AND scheduled_time IS NOT NULL"
+            " AND batch_key IS NULL"
+            " AND GREATEST(scheduled_time, COALESCE(claimed_until, scheduled_time)) > %(after)s),"
+            " (SELECT MIN(held_until) FROM pending_batches WHERE held_until > %(after)s)) AS t",
+            {"queued": Status.QUEUED.value, "after": _ts(after)},
         )
         return _utc(found[0]["t"]) if found else None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Record]]:
+        """A connection inside one transaction (committed when the block ends without error);
+        RetryableError while the server cannot be reached."""
+        try:
+            with self._connected().connection() as conn, conn.transaction():
+                yield conn
+        except psycopg_pool.PoolTimeout:
+            raise RetryableError("PostgreSQL cannot be reached (DATABASE_URL)") from None
+        except psycopg.OperationalError as exc:
+            raise RetryableError(f"PostgreSQL: {_reason(exc)}") from None
 
     def find_by_message_id(self, message_id: str) -> QueueRow | None:
         found = self._query(

@@ -110,6 +110,23 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         # A contact's time zone (an IANA name as written; checked when used), as on SQLite.
         "ALTER TABLE contacts ADD COLUMN time_zone TEXT NOT NULL DEFAULT '';",
     ),
+    (
+        5,
+        # Resend batches started and not yet marked (store/postgres_batches.py): each held by one
+        # worker until `held_until`; its rows carry its key, and no worker claims them meanwhile.
+        """
+        CREATE TABLE pending_batches (
+            idempotency_key TEXT PRIMARY KEY,
+            rows JSON NOT NULL,  -- JSON, not JSONB: the emails exactly as sent (header order)
+            held_by TEXT NOT NULL,
+            held_until TIMESTAMPTZ NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE INDEX pending_batches_held ON pending_batches (held_until);
+        ALTER TABLE email_queue ADD COLUMN batch_key TEXT;
+        CREATE INDEX email_queue_batch ON email_queue (batch_key) WHERE batch_key IS NOT NULL;
+        """,
+    ),
 )
 
 

@@ -4,14 +4,15 @@ PostgreSQL server, sending to FakeResend on loopback while it fails at random.
 
 1. Intake: `events` signups (5 emails each, all due at once) are posted to the server; its
    journal drains them into PostgreSQL while the workers already send.
-2. Sending: three workers (SEND_CONCURRENCY=4 each) claim rows with SKIP LOCKED; `kills` times a
-   random one is SIGKILLed at a random moment and restarted. Its claims lapse after
-   CLAIM_TTL_SECONDS and another worker takes the rows, re-sending with the same idempotency
-   key. When nothing is queued any more they are stopped; `worker.py --once` runs until nothing
+2. Sending: three workers (SEND_CONCURRENCY=4 each) claim rows with SKIP LOCKED and send them
+   through Resend's batch API, in small batches (RESEND_BATCH_SIZE=5) so that faults and kills
+   fall in the middle of many; `kills` times a random one is SIGKILLed at a random moment and
+   restarted. Its claims and its pending batch lapse after CLAIM_TTL_SECONDS and another worker
+   takes them over, re-sending with the same idempotency key. When nothing is queued any more they are stopped; `worker.py --once` runs until nothing
    is queued.
 3. Checks: every row exists once (events x 5, no two with one Dedupe Key), every row is sent,
-   and FakeResend delivered exactly one email per row (by idempotency key, and again by
-   recipient and subject).
+   and FakeResend delivered exactly one email per row (by recipient and template tag, and again
+   by recipient and subject).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ RESEND_KEY = "re_soak_key"
 WORKERS = 3
 CLAIM_TTL_SECONDS = 3.0  # short, so a killed worker's rows come back within the run
 STALL_SECONDS = 10.0
+BATCH_SIZE = 5  # emails per Resend batch: many requests, so faults and kills land mid-batch
+RESEND_PACE = 4.0  # requests/s per worker: the sending lasts long enough for the kills
 
 
 @dataclass
@@ -105,7 +108,8 @@ def run_postgres_soak(
                 MAIL_BACKEND="resend",
                 RESEND_API_KEY=RESEND_KEY,
                 RESEND_API_URL=resend_url,
-                RESEND_REQUESTS_PER_SECOND="20",
+                RESEND_REQUESTS_PER_SECOND=str(RESEND_PACE),
+                RESEND_BATCH_SIZE=str(BATCH_SIZE),
                 PUBLIC_BASE_URL="https://funnel.businessx.com",
                 ALLOW_UNSIGNED_WEBHOOKS="true",
                 UNSIGNED_REQUESTS_PER_MINUTE_PER_CLIENT="1000000",
@@ -142,7 +146,7 @@ def run_postgres_soak(
                         report.problems.append(f"event {n} answered {response.status_code}")
                 # -- 2. kills spread over the sending, each followed by a restart
                 deadline = time.monotonic() + timeout
-                sending = report.expected_rows / (20.0 * WORKERS)
+                sending = report.expected_rows / BATCH_SIZE / (RESEND_PACE * WORKERS)
                 moments = sorted(rng.uniform(0.5, max(2.0, sending)) for _ in range(kills))
                 kill_started = time.monotonic()
                 for moment in moments:
@@ -199,20 +203,26 @@ def run_postgres_soak(
 
 def _check(report: PostgresSoakReport, url: str, fake_resend: FakeResend) -> None:
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT id, dedupe_key, status FROM email_queue").fetchall()
+        rows = conn.execute(
+            "SELECT id, dedupe_key, status, email_address, template_id FROM email_queue"
+        ).fetchall()
     report.rows = len(rows)
-    keys = Counter(key for _, key, _ in rows)
+    keys = Counter(key for _, key, _, _, _ in rows)
     report.duplicate_rows = sum(n - 1 for n in keys.values())
-    statuses = Counter(status for _, _, status in rows)
+    statuses = Counter(status for _, _, status, _, _ in rows)
     report.queued_left = statuses.get("queued", 0)
     report.not_sent = report.rows - statuses.get("sent", 0)
-    row_ids = {row_id for row_id, _, _ in rows}
+    row_ids = {row_id for row_id, _, _, _, _ in rows}
+    # A batch's key covers the batch, so an email is matched to its row by recipient and
+    # template (one row each: the Dedupe Keys are checked above).
+    by_email = {(address, template): row_id for row_id, _, _, address, template in rows}
     per_row: Counter[str] = Counter()
     strangers = 0
     for email in fake_resend.sent:
-        parts = (email.idempotency_key or "").split("/")
-        if len(parts) == 3 and parts[1] in row_ids:
-            per_row[parts[1]] += 1
+        found = (email.recipients[:1] or ("",))[0], email.tags.get("template", "")
+        row_id = by_email.get(found) if len(email.recipients) == 1 else None
+        if row_id is not None:
+            per_row[row_id] += 1
         else:
             strangers += 1
     report.deliveries = len(fake_resend.sent)
