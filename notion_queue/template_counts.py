@@ -54,6 +54,12 @@ class TemplateCounts:
     _counted: float | None = None
     _recounted_at: datetime | None = None  # when the last full recount began
 
+    def already_counted(self, at: datetime) -> None:
+        """As if a recount began at `at`: the next one only if something was edited since (the
+        bench's idle hour starts from counted rows instead of reading the whole history)."""
+        self._counted = self.clock.monotonic()
+        self._recounted_at = at
+
     def run_once(self) -> int:
         """Recount when due; the number of template rows written. Never raises: a store that
         fails now is tried again at the next poll."""

@@ -118,3 +118,22 @@ def test_a_recount_with_nothing_edited_since_reads_two_rows_and_writes_nothing(
 
     assert counts.run_once() == 0
     assert notion_world.fake.count() == 2 and notion_world.fake.count("query") == 2
+
+
+def test_counts_taken_as_already_counted_are_recounted_only_after_an_edit(
+    notion_world: NotionWorld, clock: FakeClock
+) -> None:
+    store = notion_world.store
+    store.upsert_template(Template(WELCOME, "Hi {{ first_name }}", "<p>{{ first_name }}</p>"))
+    row = store.add_row(new_row(status=Status.SENT, sent_at=T0 - timedelta(hours=1)))
+    clock.advance(minutes=10)
+    counts = TemplateCounts(rows=store, desk=store.template_desk, clock=clock)
+    counts.already_counted(clock.now())
+    notion_world.fake.requests.clear()
+
+    clock.advance(minutes=10)
+    assert counts.run_once() == 0 and notion_world.fake.count() == 2  # no history read
+    delivery_arrives(notion_world, clock, row.id)
+    clock.advance(minutes=10)
+    assert counts.run_once() == 1
+    assert shown(notion_world)["delivered"] == 1
