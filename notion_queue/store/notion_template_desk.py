@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from notion_queue.models import Status
 from notion_queue.store import notion_schema as s
 from notion_queue.store.notion_gateway import NotionGateway
 from notion_queue.template_requests import TemplateRequest
@@ -111,7 +112,7 @@ class NotionTemplateDesk:
             "timestamp": "last_edited_time",
             "last_edited_time": {"on_or_after": s.iso(since)},
         }
-        sent = {"property": s.STATUS, "select": {"equals": "sent"}}
+        sent = {"property": s.STATUS, "select": {"equals": Status.SENT.value}}
         for data_source, condition, call in (
             (self._queue_ds, {"and": [sent, edited]}, "query_counts_edited_rows"),
             (self._contacts_ds, edited, "query_counts_edited_contacts"),
