@@ -11,7 +11,8 @@ notion-queue templates check              render every template with the seeds' 
 notion-queue report [--since WHEN] [--html FILE]  sent, delivered, opened, … per sequence/template
 
 Each command first says which store it read. Exit codes: 0 done, 1 the command failed,
-2 a configuration error or a name or date it does not know (the message lists what it knows).
+2 a configuration error or a name or date it does not know (the message lists what it knows),
+141 its output's reader went away (`notion-queue status | head -1`), quietly, as a Unix tool.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from notion_queue.intake.processor import already_running
 from notion_queue.logs import configure_logging
 from notion_queue.models import ACTIVE_STATUSES, ContactData, QueueRow, Status
 from notion_queue.private_files import private_umask
+from notion_queue.quiet_pipe import quiet_when_reader_leaves
 from notion_queue.render import render
 from notion_queue.report import run_report
 from notion_queue.settings import Settings, load_settings
@@ -401,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_when_reader_leaves
 def main(argv: Sequence[str] | None = None, *, out: Out = print, clock: Clock | None = None) -> int:
     private_umask()
     args = build_parser().parse_args(argv)

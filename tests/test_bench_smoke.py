@@ -46,6 +46,9 @@ def test_bench_runs_end_to_end_with_tiny_numbers(tmp_path: Path) -> None:
     assert results["requests_per_email"]["emails_sent"] == 5
     assert {"notion_queue", "baseline"} <= results["drain"].keys()
     assert {"empty", "full"} <= results["idle_poll"].keys()
+    # idle is counted over an hour of default polls, the worker's Templates jobs included
+    hour = results["idle_poll"]["full"]["hour_at_default_poll"]
+    assert hour["polls"] == 60 and hour["requests_by_call"]["query templates"] >= 60
     batch = results["batch"]
     assert batch["sent"] == batch["distinct_addresses"] == 50  # each row once, 100 a request
     assert batch["resend_requests"] == 1

@@ -161,8 +161,8 @@ def test_an_idle_poll_costs_one_request_whatever_the_history(
             new_row(email=f"old{i}@example.com", scheduled_time=T0 - timedelta(days=3))
         )
         world.fake.edit_page(row.id, {"Status": {"select": {"name": "sent"}}})
-    worker = make_worker(world.store, outbox)
-    world.fake.requests.clear()
+    worker = make_worker(world.store, outbox)  # the Email Queue poll alone: no Templates jobs
+    world.fake.requests.clear()  # (the whole idle cost, every job: test_idle_cost.py)
 
     summary = worker.run_once()
 

@@ -72,7 +72,9 @@ class ResendMailer:
         self._http = HttpxResendClient(transport)
         resend.default_http_client = self._http
         self.clock = clock
-        self.bucket = TokenBucket(clock, requests_per_second, requests_per_second)
+        # Evenly spaced, no burst: Resend states requests a second, not how many may come at
+        # once, and a burst it refuses costs a whole Retry-After second of sending (a 429).
+        self.bucket = TokenBucket(clock, requests_per_second, 1.0)
         self._lock = threading.Lock()
         self.rate_limited = 0
 

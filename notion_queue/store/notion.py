@@ -73,7 +73,12 @@ class NotionStore:
         self._lease = NotionLease(gateway, lambda: self.workers_ds)
         self._bodies = PageBodies(gateway)
         self._template_pages: dict[str, dict[str, Any]] = {}  # Template ID → its last read page
-        self.template_desk = NotionTemplateDesk(gateway, lambda: self.templates_ds)
+        self.template_desk = NotionTemplateDesk(
+            gateway,
+            lambda: self.templates_ds,
+            queue_ds=lambda: self.queue_ds,
+            contacts_ds=lambda: self.contacts_ds,
+        )
 
     @property
     def clock(self) -> Clock:

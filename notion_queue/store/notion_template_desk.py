@@ -1,7 +1,8 @@
 """The Templates rows that ask the worker for something: a test send (`Send Test To` is set) or
 a Preview link (missing, or not on PUBLIC_BASE_URL). One filtered query a poll finds them all;
 answering one is one page update (it clears the request in the same write). And the counts of
-how each template performs (Sent, Delivered, …), which the worker keeps current."""
+how each template performs (Sent, Delivered, …), which the worker keeps current, and whether
+anything they count was edited since the last recount."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from notion_queue.models import Status
 from notion_queue.store import notion_schema as s
 from notion_queue.store.notion_gateway import NotionGateway
 from notion_queue.template_requests import TemplateRequest
 
 
 class NotionTemplateDesk:
-    def __init__(self, gateway: NotionGateway, templates_ds: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        gateway: NotionGateway,
+        templates_ds: Callable[[], str],
+        queue_ds: Callable[[], str] | None = None,
+        contacts_ds: Callable[[], str] | None = None,
+    ) -> None:
         self.gateway = gateway
         self._templates_ds = templates_ds
+        self._queue_ds = queue_ds
+        self._contacts_ds = contacts_ds
 
     def template_requests(self, preview_prefix: str) -> list[TemplateRequest]:
         response = self.gateway.query_data_source(
@@ -89,6 +99,30 @@ class NotionTemplateDesk:
             cursor = response.get("next_cursor")
             if not response.get("has_more") or not cursor:
                 return found
+
+    def counted_edits_since(self, since: datetime) -> bool:
+        """Whether a sent row or a contact (its Unsubscribed box) was edited on or after
+        `since`: the counts may have changed. One row asked of each data source, the contacts
+        only when no sent row was edited. Notion stamps edits to the minute: an edit in the
+        same minute as `since` matches, so the caller only leaves a margin for clock skew.
+        Without the queue and contacts data sources it cannot tell: always True."""
+        if self._queue_ds is None or self._contacts_ds is None:
+            return True
+        edited = {
+            "timestamp": "last_edited_time",
+            "last_edited_time": {"on_or_after": s.iso(since)},
+        }
+        sent = {"property": s.STATUS, "select": {"equals": Status.SENT.value}}
+        for data_source, condition, call in (
+            (self._queue_ds, {"and": [sent, edited]}, "query_counts_edited_rows"),
+            (self._contacts_ds, edited, "query_counts_edited_contacts"),
+        ):
+            response = self.gateway.query_data_source(
+                data_source(), call=call, filter=condition, page_size=1
+            )
+            if response.get("results"):
+                return True
+        return False
 
     def write_counts(self, page_id: str, counts: dict[str, int], at: datetime) -> None:
         props: dict[str, Any] = {
