@@ -33,8 +33,8 @@ class TokenBucket:
     burst: float
 
     def __post_init__(self) -> None:
-        # A whole request must fit: a rate below 1/s (Resend's 2/s shared by several workers)
-        # with burst = rate would never save up one token.
+        # A whole request must fit: a rate below 1/s with burst = rate would never save up
+        # one token.
         self.burst = max(self.burst, 1.0)
         self._tokens = self.burst
         self._last = self.clock.monotonic()
