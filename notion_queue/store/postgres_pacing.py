@@ -6,6 +6,7 @@ by the database. `rate_slots` holds one row per limit, `next_at`: when the reque
 one handed out may go (a GCRA's theoretical arrival time). Taking a slot is one atomic statement,
 
     next_at = greatest(next_at, now) + 1/rate        -- the slot: the old next_at, or now
+                                                     -- (earlier by a burst's allowance)
 
 and the worker waits for its slot on its own clock. A 429's Retry-After moves `next_at` for
 everyone (`hold_off`). Slots are time, not tokens: a worker killed after taking one has nothing
