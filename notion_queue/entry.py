@@ -151,7 +151,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     try:
         catalog = build_catalog(settings)
         store = build_store(settings, clock)
-        mailer = build_mailer(settings, clock)
+        mailer = build_mailer(settings, clock, store=store)
         worker = build_worker(settings, clock, store, mailer, catalog)
         worker.status.path = status_path(settings.state_dir)
         # Stable across restarts on this host (the lock file already keeps one per host), so

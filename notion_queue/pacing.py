@@ -1,4 +1,4 @@
-"""Pacing and back-off as values: a token bucket, and the retry delay formula."""
+"""Pacing and back-off as values: the pacer port, a token bucket, and the retry delay formula."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ import math
 import random
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from notion_queue.clock import Clock
+
+
+class Pacer(Protocol):
+    """Hands out the moments to call a rate-limited API: one process's own `TokenBucket`, or
+    slots shared by every worker of a PostgreSQL queue (store/postgres_pacing.py)."""
+
+    def acquire(self) -> None:
+        """Wait (on the clock) for the next slot, then take it."""
+        ...
+
+    def hold_off(self, seconds: float) -> None:
+        """The API said wait `seconds` (Retry-After): no slot sooner, and no burst after."""
+        ...
 
 
 @dataclass
@@ -19,8 +33,8 @@ class TokenBucket:
     burst: float
 
     def __post_init__(self) -> None:
-        # A whole request must fit: a rate below 1/s (Resend's 2/s shared by several workers)
-        # with burst = rate would never save up one token.
+        # A whole request must fit: a rate below 1/s with burst = rate would never save up
+        # one token.
         self.burst = max(self.burst, 1.0)
         self._tokens = self.burst
         self._last = self.clock.monotonic()

@@ -14,6 +14,7 @@ from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
 from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.mail.resend_mailer import ResendMailer
+from notion_queue.pacing import Pacer
 from notion_queue.sequences import Catalog, load_catalog
 from notion_queue.settings import Settings
 from notion_queue.store.base import QueueStore
@@ -77,8 +78,14 @@ def store_connector(store: QueueStore, catalog: Catalog | None = None) -> Callab
 
 
 def build_mailer(
-    settings: Settings, clock: Clock, *, resend_transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    clock: Clock,
+    *,
+    resend_transport: httpx.BaseTransport | None = None,
+    store: QueueStore | None = None,
 ) -> Mailer:
+    """`store`: the queue the worker serves. On PostgreSQL, whose workers may be many,
+    RESEND_REQUESTS_PER_SECOND is the account's rate, and the slots are shared through it."""
     if settings.mail_backend == "outbox":
         return OutboxMailer(settings.outbox_dir, clock)
     assert settings.resend_api_key is not None  # Settings checked it
@@ -88,7 +95,23 @@ def build_mailer(
         api_url=settings.resend_api_url,
         transport=resend_transport,
         requests_per_second=settings.resend_requests_per_second,
+        pacer=_shared_resend_pacer(settings, clock, store),
     )
+
+
+def _shared_resend_pacer(
+    settings: Settings, clock: Clock, store: QueueStore | None
+) -> Pacer | None:
+    """The account's Resend rate shared by every PostgreSQL worker; None elsewhere (SQLite and
+    Notion run one worker, which paces itself)."""
+    if settings.queue_backend != "postgres":
+        return None
+    from notion_queue.store.postgres import PostgresStore
+    from notion_queue.store.postgres_pacing import PostgresPacer
+
+    if not isinstance(store, PostgresStore):
+        raise TypeError("a PostgreSQL worker's mailer shares Resend's rate through its store")
+    return PostgresPacer(store, clock, "resend", settings.resend_requests_per_second)
 
 
 def build_catalog(settings: Settings) -> Catalog:

@@ -108,7 +108,7 @@ def pg_cluster() -> Iterator[Cluster]:
 
 PG_TABLES = (
     "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows,"
-    " pending_batches"
+    " pending_batches, rate_slots"
 )
 
 

@@ -28,7 +28,7 @@ from notion_queue.errors import (
     RetryableError,
 )
 from notion_queue.mail.base import OutgoingEmail, SendResult
-from notion_queue.pacing import TokenBucket
+from notion_queue.pacing import Pacer, TokenBucket
 
 DEFAULT_API_URL = "https://api.resend.com"
 
@@ -65,7 +65,11 @@ class ResendMailer:
         api_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
         requests_per_second: float = 2.0,
+        pacer: Pacer | None = None,
     ) -> None:
+        """`pacer`: where the turns to call Resend come from (the account's limit shared by
+        several workers: store/postgres_pacing.py); by default this process's own bucket at
+        `requests_per_second`."""
         # The SDK keeps its configuration in module globals; one mailer per process sets them.
         resend.api_key = api_key
         resend.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
@@ -74,12 +78,12 @@ class ResendMailer:
         self.clock = clock
         # Evenly spaced, no burst: Resend states requests a second, not how many may come at
         # once, and a burst it refuses costs a whole Retry-After second of sending (a 429).
-        self.bucket = TokenBucket(clock, requests_per_second, 1.0)
+        self.pacer: Pacer = pacer or TokenBucket(clock, requests_per_second, 1.0)
         self._lock = threading.Lock()
         self.rate_limited = 0
 
     def send(self, email: OutgoingEmail) -> SendResult:
-        self.bucket.acquire()
+        self.pacer.acquire()
         metrics.API_CALLS.labels("resend", "send").inc()
         try:
             response = resend.Emails.send(
@@ -96,7 +100,7 @@ class ResendMailer:
         """One `POST /emails/batch` (strict validation: all or nothing), one request against
         the rate limit whatever its size. Each email keeps its own headers and tags; the key
         covers the batch (Resend has no per-item key)."""
-        self.bucket.acquire()
+        self.pacer.acquire()
         metrics.API_CALLS.labels("resend", "send_batch").inc()
         try:
             response = resend.Batch.send(
@@ -125,7 +129,7 @@ class ResendMailer:
             self.rate_limited += 1
             metrics.RATE_LIMITED.labels("resend").inc()
             wait = retry_after or 1.0
-            self.bucket.hold_off(wait)
+            self.pacer.hold_off(wait)
             return RateLimited(message, retry_after=wait)
         if code in (401, 403):
             return AccountError(message)

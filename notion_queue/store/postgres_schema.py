@@ -127,6 +127,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX email_queue_batch ON email_queue (batch_key) WHERE batch_key IS NOT NULL;
         """,
     ),
+    (
+        6,
+        # One row per rate limit every worker shares (store/postgres_pacing.py): the theoretical
+        # time of the next request; each worker's slot is taken with one atomic UPDATE.
+        """
+        CREATE TABLE rate_slots (
+            name TEXT PRIMARY KEY,
+            next_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -1,9 +1,9 @@
 """`make bench ARGS=--postgres`: the PostgreSQL queue on a throw-away server.
 
 - sending: a backlog of due rows drained by 1, 2 and 4 real worker.py processes into the fake
-  Resend limited to `--resend-rps` (2 requests/s, Resend's default). The workers share the
-  account: each paces itself at resend-rps / workers. They send through Resend's batch API (up
-  to 100 emails a request). emails/s = rows / (last Sent At - start), start-up included;
+  Resend limited to `--resend-rps` (2 requests/s, Resend's default). Every worker is told the
+  account's rate: they share it through the database (store/postgres_pacing.py). They send
+  through Resend's batch API (up to 100 emails a request). emails/s = rows / (last Sent At - start), start-up included;
   emails/s first to last = rows / (last Sent At - first Sent At).
 - intake: `--events` signups posted to the real server as fast as one client can, then drained
   by its journal into PostgreSQL (5 rows each): events/s from the first post until the journal
@@ -35,7 +35,7 @@ from .soak import sequences_file
 RESEND_KEY = "re_bench_key"
 TABLES = (
     "email_queue, contacts, email_analytics, worker_lease, templates, migrated_rows,"
-    " pending_batches"
+    " pending_batches, rate_slots"
 )
 
 
@@ -88,7 +88,7 @@ def bench_sending(
             database_url,
             resend_url,
             workdir,
-            RESEND_REQUESTS_PER_SECOND=str(rps / workers),
+            RESEND_REQUESTS_PER_SECOND=str(rps),
             SEND_CONCURRENCY="4",
         )
         with process_group(workdir, env) as procs:
