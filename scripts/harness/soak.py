@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import random
 import re
 import signal
@@ -26,7 +24,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.testing.fake_resend import FakeResend
 
 from .processes import free_port, process_group, wait_until
+from .soak_common import PRODUCTION_ENV, SoakVerdict, soak_env
 
 __all__ = ["SoakReport", "main", "run_soak"]
 
@@ -63,7 +62,7 @@ FAULT_STATUSES = frozenset({0, 429, 500, 503})  # 0: a timeout (no answer); the 
 
 
 @dataclass
-class SoakReport:
+class SoakReport(SoakVerdict):
     events: int = 0  # posted
     accepted: int = 0  # answered 202
     accepted_during_outage: int = 0
@@ -90,14 +89,6 @@ class SoakReport:
     resend_timeouts: int = 0
     resend_replays: int = 0  # answered from the Idempotency-Key store, nothing sent
     seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "ok": self.ok}, indent=2)
 
 
 def sequences_file(workdir: Path) -> Path:
@@ -162,8 +153,10 @@ def run_soak(
         fake_notion.serve() as notion_url,
         fake_resend.serve() as resend_url,
     ):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTION_", "RESEND_"))}
-        env.update(
+        env = soak_env(
+            workdir,
+            port,
+            sequences_file(workdir),
             QUEUE_BACKEND="notion",
             MAIL_BACKEND="resend",
             NOTION_TOKEN=NOTION_TOKEN,
@@ -178,25 +171,13 @@ def run_soak(
             RESEND_REQUESTS_PER_SECOND="20",
             RESEND_API_KEY=RESEND_KEY,
             RESEND_API_URL=resend_url,
-            # Production (MAIL_BACKEND=resend) wants a public https base URL and signed or
-            # rate-limited website endpoints; the load comes from one client, so no limit.
-            PUBLIC_BASE_URL="https://funnel.businessx.com",
-            ALLOW_UNSIGNED_WEBHOOKS="true",
-            UNSIGNED_REQUESTS_PER_MINUTE_PER_CLIENT="1000000",
-            UNSIGNED_REQUESTS_PER_HOUR_PER_ADDRESS="1000000",
-            STATE_DIR=str(workdir / "state"),
+            **PRODUCTION_ENV,
             SQLITE_PATH=str(workdir / "unused.sqlite3"),
             OUTBOX_DIR=str(workdir / "outbox"),
-            SEQUENCES_FILE=str(sequences_file(workdir)),
-            TESTING_MODE="true",
-            PORT=str(port),
-            POLL_INTERVAL_SECONDS="1",
             SEND_CONCURRENCY="4",
             # Injected faults count as attempts; the default (5) would fail an unlucky row.
             MAX_ATTEMPTS="20",
             TEMPLATE_CACHE_SECONDS="300",
-            UNSUBSCRIBE_SECRET="soak-unsubscribe-secret",
-            LOG_FORMAT="json",
         )
         url = f"http://127.0.0.1:{port}"
         with process_group(workdir, env) as procs, httpx.Client(base_url=url, timeout=30) as http:

@@ -24,7 +24,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import httpx
 
 from .processes import free_port, process_group, wait_until
 from .soak import ROWS_PER_EVENT, sequences_file
+from .soak_common import SoakVerdict, soak_env
 
 __all__ = ["EmbeddedSoakReport", "run_embedded_soak"]
 
@@ -42,7 +43,7 @@ KILL_JITTER_SECONDS = 0.03  # how long after its threshold count a kill lands, a
 
 
 @dataclass
-class EmbeddedSoakReport:
+class EmbeddedSoakReport(SoakVerdict):
     mode: str = "embedded"
     events: int = 0  # posted
     accepted: int = 0  # answered 202
@@ -60,14 +61,6 @@ class EmbeddedSoakReport:
     worker_runs: int = 0
     send_seconds: float = 0.0  # first worker start to nothing queued
     seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "ok": self.ok}, indent=2)
 
 
 def _count_messages(folder: Path) -> int:
@@ -101,20 +94,15 @@ def run_embedded_soak(
     outbox = workdir / "outbox"
     db = workdir / "queue.sqlite3"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTION_", "RESEND_"))}
-    env.update(
+    env = soak_env(
+        workdir,
+        port,
+        sequences_file(workdir),
         QUEUE_BACKEND="sqlite",
         MAIL_BACKEND="outbox",
         SQLITE_PATH=str(db),
         OUTBOX_DIR=str(outbox),
-        STATE_DIR=str(workdir / "state"),
-        SEQUENCES_FILE=str(sequences_file(workdir)),
-        TESTING_MODE="true",
-        PORT=str(port),
-        POLL_INTERVAL_SECONDS="1",
         SEND_CONCURRENCY=str(SEND_CONCURRENCY),
-        UNSUBSCRIBE_SECRET="soak-unsubscribe-secret",
-        LOG_FORMAT="json",
     )
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{port}"

@@ -17,14 +17,12 @@ PostgreSQL server, sending to FakeResend on loopback while it fails at random.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
 import subprocess
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,6 +33,7 @@ from notion_queue.testing.fake_resend import FakeResend
 from .pg_cluster import start_cluster
 from .processes import Service, free_port, process_group, wait_until
 from .soak import RESEND_FAULTS, ROWS_PER_EVENT, sequences_file
+from .soak_common import PRODUCTION_ENV, SoakVerdict, soak_env
 
 __all__ = ["PostgresSoakReport", "run_postgres_soak"]
 
@@ -48,7 +47,7 @@ RESEND_PACE = 12.0
 
 
 @dataclass
-class PostgresSoakReport:
+class PostgresSoakReport(SoakVerdict):
     mode: str = "postgres"
     events: int = 0
     accepted: int = 0
@@ -66,14 +65,6 @@ class PostgresSoakReport:
     resend_faults: int = 0
     resend_replays: int = 0  # re-sends after a kill, answered from the idempotency store
     seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "ok": self.ok}, indent=2)
 
 
 def _queued(url: str) -> int:
@@ -101,8 +92,10 @@ def run_postgres_soak(
     port = free_port()
     try:
         with fake_resend.serve() as resend_url:
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTION_", "RESEND_"))}
-            env.update(
+            env = soak_env(
+                workdir,
+                port,
+                sequences_file(workdir),
                 QUEUE_BACKEND="postgres",
                 DATABASE_URL=database_url,
                 CLAIM_TTL_SECONDS=str(CLAIM_TTL_SECONDS),
@@ -111,19 +104,9 @@ def run_postgres_soak(
                 RESEND_API_URL=resend_url,
                 RESEND_REQUESTS_PER_SECOND=str(RESEND_PACE),
                 RESEND_BATCH_SIZE=str(BATCH_SIZE),
-                PUBLIC_BASE_URL="https://funnel.businessx.com",
-                ALLOW_UNSIGNED_WEBHOOKS="true",
-                UNSIGNED_REQUESTS_PER_MINUTE_PER_CLIENT="1000000",
-                UNSIGNED_REQUESTS_PER_HOUR_PER_ADDRESS="1000000",
-                STATE_DIR=str(workdir / "state"),
-                SEQUENCES_FILE=str(sequences_file(workdir)),
-                TESTING_MODE="true",
-                PORT=str(port),
-                POLL_INTERVAL_SECONDS="1",
+                **PRODUCTION_ENV,
                 SEND_CONCURRENCY="4",
                 MAX_ATTEMPTS="20",  # injected faults count as attempts
-                UNSUBSCRIBE_SECRET="soak-unsubscribe-secret",
-                LOG_FORMAT="json",
             )
             url = f"http://127.0.0.1:{port}"
             with (
