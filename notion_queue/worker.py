@@ -45,6 +45,7 @@ from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import (
     ContactBook,
     OutcomeLog,
+    OutcomeRecord,
     QueueLease,
     RowClaims,
     RowNotFound,
@@ -54,7 +55,7 @@ from notion_queue.suppression import SuppressionList
 from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
 from notion_queue.timezones import UTC_ZONE
-from notion_queue.transitions import change_status
+from notion_queue.transitions import change_status, change_status_recorded
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.wakeup import WakeListener
 from notion_queue.windows import Window
@@ -469,10 +470,12 @@ class Worker:
     def _mark_sent(self, row: QueueRow, result: SendResult, attempts: int) -> Outcome:
         self._not_before.pop(row.id, None)
         now = self.clock.now()
-        marked = change_status(
+        lateness = (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
+        marked = change_status_recorded(
             self.store,
             row,
             Status.SENT,
+            OutcomeRecord("sent", now, message_id=result.message_id, lateness_seconds=lateness),
             sent_at=now,
             resend_email_id=result.message_id,
             error_message="",
@@ -480,11 +483,7 @@ class Worker:
         )
         if marked is None:
             return "unchanged"
-        lateness = (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
         metrics.ROWS.labels("sent", row.sequence or "none").inc()
-        self.store.record_outcome(
-            row, "sent", now, message_id=result.message_id, lateness_seconds=lateness
-        )
         if lateness is not None:
             metrics.LATENESS.observe(max(0.0, lateness))
         log.info(
@@ -521,11 +520,16 @@ class Worker:
         self, row: QueueRow, status: Status, reason: str, *, attempts: int | None = None
     ) -> Outcome:
         self._not_before.pop(row.id, None)
-        if change_status(self.store, row, status, error_message=reason, attempts=attempts) is None:
+        record = OutcomeRecord(status.value, self.clock.now(), error=reason)
+        if (
+            change_status_recorded(
+                self.store, row, status, record, error_message=reason, attempts=attempts
+            )
+            is None
+        ):
             return "unchanged"
         outcomes: dict[Status, Outcome] = {Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
         outcome = outcomes.get(status, "skipped")
         metrics.ROWS.labels(outcome, row.sequence or "none").inc()
-        self.store.record_outcome(row, status.value, self.clock.now(), error=reason)
         log.info(f"row_{outcome}", row_id=row.id, sequence=row.sequence, reason=reason)
         return outcome

@@ -9,7 +9,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from notion_queue.models import (
     Template,
 )
 from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
-from notion_queue.store.base import RowNotFound, UpsertResult
+from notion_queue.store.base import OutcomeRecord, RowNotFound, UpsertResult
 from notion_queue.store.sql_records import contact_from, row_from, template_from, update_columns
 
 _SCHEMA = """
@@ -204,18 +204,46 @@ class SqliteStore:
         return _row(found[0])
 
     def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
-        changes = update_columns(update, _ts)
-        if changes:
-            assignments = ", ".join(f"{column} = ?" for column in changes)
-            with self._lock:
-                cursor = self._db.execute(
-                    f"UPDATE email_queue SET {assignments} WHERE id = ?",  # noqa: S608
-                    (*changes.values(), row_id),
-                )
-                self._db.commit()
-                if cursor.rowcount == 0:
-                    raise RowNotFound(f"row {row_id} not found")
+        with self._lock:
+            self._in_one_commit(lambda: self._update(row_id, update))
         return self.get_row(row_id)
+
+    def update_row_recorded(
+        self, row: QueueRow, update: RowUpdate, outcome: OutcomeRecord
+    ) -> QueueRow:
+        """The row's change and its analytics row in one commit (one fsync, not two)."""
+
+        def both() -> None:
+            self._update(row.id, update)
+            self._db.execute(_INSERT_OUTCOME, _outcome_values(row, outcome))
+
+        with self._lock:
+            self._in_one_commit(both)
+        return self.get_row(row.id)
+
+    def _update(self, row_id: str, update: RowUpdate) -> None:
+        changes = update_columns(update, _ts)
+        if not changes:
+            if not self._db.execute("SELECT 1 FROM email_queue WHERE id = ?", (row_id,)).fetchone():
+                raise RowNotFound(f"row {row_id} not found")
+            return
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        cursor = self._db.execute(
+            f"UPDATE email_queue SET {assignments} WHERE id = ?",  # noqa: S608
+            (*changes.values(), row_id),
+        )
+        if cursor.rowcount == 0:
+            raise RowNotFound(f"row {row_id} not found")
+
+    def _in_one_commit(self, write: Callable[[], None]) -> None:
+        """`write`'s statements committed together, or rolled back together when it raises."""
+        try:
+            write()
+            self._db.commit()
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.rollback()
+            raise
 
     def rows_for_email(
         self,
@@ -322,20 +350,8 @@ class SqliteStore:
         error: str = "",
         lateness_seconds: float | None = None,
     ) -> None:
-        self._write(
-            "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.id,
-                row.email,
-                row.template_id,
-                row.sequence,
-                outcome,
-                _ts(at),
-                message_id,
-                error,
-                lateness_seconds,
-            ),
-        )
+        record = OutcomeRecord(outcome, at, message_id, error, lateness_seconds)
+        self._write(_INSERT_OUTCOME, _outcome_values(row, record))
 
     def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
         expires = _ts(now + timedelta(seconds=ttl_seconds))
@@ -404,6 +420,23 @@ _INSERT_ROW = (
     " expires_at, contact_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+_INSERT_OUTCOME = "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _outcome_values(row: QueueRow, record: OutcomeRecord) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.email,
+        row.template_id,
+        row.sequence,
+        record.outcome,
+        _ts(record.at),
+        record.message_id,
+        record.error,
+        record.lateness_seconds,
+    )
 
 
 def _row_values(row_id: str, row: NewRow) -> tuple[Any, ...]:
