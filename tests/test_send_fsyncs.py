@@ -1,0 +1,140 @@
+"""Issue 15: what one email costs the embedded default in commits and fsyncs (counted, not
+timed: the figures come from `make bench`). Each email is durable in the outbox before its row is
+marked sent; the mark and its analytics row go to the queue in one commit, and sends under way
+at once share the outbox folder's fsync."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from notion_queue.clock import FakeClock
+from notion_queue.mail import outbox as outbox_module
+from notion_queue.mail.outbox import OutboxMailer, sent_messages
+from notion_queue.models import Status
+from notion_queue.store.base import OutcomeRecord
+from notion_queue.store.sqlite import SqliteStore
+from notion_queue.transitions import change_status_recorded
+from tests.conftest import T0, WorkerFactory, new_row
+
+ROWS = 12
+
+
+def _commits(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.strip().upper() == "COMMIT")
+
+
+def _fill(store: SqliteStore) -> None:
+    for i in range(ROWS):
+        store.add_row(
+            new_row(email=f"lead{i}@example.com", scheduled_time=T0 - timedelta(seconds=i))
+        )
+
+
+def test_a_sent_email_costs_one_queue_commit_for_its_mark_and_its_analytics_row(
+    tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    _fill(store)
+    outbox = OutboxMailer(tmp_path / "outbox", clock)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+
+    summary = make_worker(store, outbox).run_once()
+
+    assert summary["sent"] == ROWS
+    assert _commits(statements) == ROWS  # was two an email: the mark, then the analytics row
+    analytics = store._query("SELECT outcome, resend_email_id FROM email_analytics")
+    assert len(analytics) == ROWS and all(r["outcome"] == "sent" for r in analytics)
+    assert all(row.status is Status.SENT for row in store.all_rows())
+    store.close()
+
+
+def test_a_failed_row_costs_one_queue_commit_too(
+    tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    store.add_row(new_row(template_id="no_such_template"))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+
+    summary = make_worker(store, OutboxMailer(tmp_path / "outbox", clock)).run_once()
+
+    assert summary["failed"] == 1
+    assert _commits(statements) == 1
+    (analytics,) = store._query("SELECT outcome, error_message FROM email_analytics")
+    assert analytics["outcome"] == "failed" and "no_such_template" in analytics["error_message"]
+    store.close()
+
+
+def test_a_mark_whose_analytics_row_cannot_be_written_is_not_written_either(
+    tmp_path: Path,
+) -> None:
+    """Both or neither: the row stays queued (sent again later under the same key, which the
+    outbox answers with the first message) rather than sent with no outcome recorded."""
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    row = store.add_row(new_row())
+    store._write("DROP TABLE email_analytics")
+
+    with pytest.raises(Exception, match="email_analytics"):
+        change_status_recorded(store, row, Status.SENT, OutcomeRecord("sent", T0), sent_at=T0)
+
+    assert store.get_row(row.id).status is Status.QUEUED
+    store.close()
+
+
+def test_one_send_at_a_time_fsyncs_its_message_and_the_folder_once_each(
+    tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    _fill(store)
+    outbox = OutboxMailer(tmp_path / "outbox", clock)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(outbox_module.os, "fsync", counting)
+
+    assert make_worker(store, outbox).run_once()["sent"] == ROWS
+
+    assert len(sent_messages(outbox.folder)) == ROWS
+    assert len(fsyncs) == 2 * ROWS  # the message file, then the folder that names it
+    store.close()
+
+
+def test_sends_under_way_at_once_share_one_folder_fsync(tmp_path: Path) -> None:
+    """A send whose file was linked before a folder fsync started relies on that fsync; one
+    linked while it runs waits for the next, which covers every such send at once."""
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow_fsync() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            started.set()
+            assert release.wait(10)
+
+    sync = outbox_module.GroupSync(slow_fsync)
+    first = threading.Thread(target=sync.sync)
+    first.start()
+    assert started.wait(10)  # the first send's fsync is under way
+    late = [threading.Thread(target=sync.sync) for _ in range(3)]
+    for thread in late:
+        thread.start()
+    for _ in range(10_000):  # until all three wait behind it (a guard, not a timing)
+        if sync.waiting == 3:
+            break
+        threading.Event().wait(0.001)
+    assert sync.waiting == 3
+    release.set()
+    for thread in [first, *late]:
+        thread.join(10)
+
+    assert len(calls) == 2  # one for the first, one shared by the three that came during it
