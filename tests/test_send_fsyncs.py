@@ -15,8 +15,8 @@ import pytest
 from notion_queue.clock import FakeClock
 from notion_queue.mail import outbox as outbox_module
 from notion_queue.mail.outbox import OutboxMailer, sent_messages
-from notion_queue.models import Status
-from notion_queue.store.base import OutcomeRecord
+from notion_queue.models import QueueRow, Status
+from notion_queue.store.base import OutcomeRecord, RowNotFound
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.transitions import change_status_recorded
 from tests.conftest import T0, WorkerFactory, new_row
@@ -138,3 +138,36 @@ def test_sends_under_way_at_once_share_one_folder_fsync(tmp_path: Path) -> None:
         thread.join(10)
 
     assert len(calls) == 2  # one for the first, one shared by the three that came during it
+
+
+def test_marks_that_arrive_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    rows = [store.add_row(new_row(email=f"lead{i}@example.com")) for i in range(4)]
+    gone = rows.pop()
+    store._write("DELETE FROM email_queue WHERE id = ?", (gone.id,))  # deleted by a marketer
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    errors: list[Exception] = []
+
+    def mark(row: QueueRow) -> None:
+        try:
+            change_status_recorded(store, row, Status.SENT, OutcomeRecord("sent", T0), sent_at=T0)
+        except RowNotFound as exc:
+            errors.append(exc)
+
+    with store._lock:  # a commit (its fsync) is under way: the marks meanwhile queue up
+        threads = [threading.Thread(target=mark, args=(row,)) for row in [*rows, gone]]
+        for thread in threads:
+            thread.start()
+        for _ in range(10_000):  # until every one is queued behind the commit (a guard)
+            if len(store._marks) == len(threads):
+                break
+            threading.Event().wait(0.001)
+    for thread in threads:
+        thread.join(10)
+
+    assert _commits(statements) == 1
+    assert len(errors) == 1  # the deleted row fails alone; the others are marked
+    assert all(store.get_row(row.id).status is Status.SENT for row in rows)
+    assert len(store._query("SELECT * FROM email_analytics")) == len(rows)
+    store.close()

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ class SqliteStore:
         self._db = connect(path, "SQLITE_PATH")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._marks_lock = threading.Lock()
+        self._marks: list[_Mark] = []  # marks waiting for the next group commit
         with self._lock:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -211,15 +214,48 @@ class SqliteStore:
     def update_row_recorded(
         self, row: QueueRow, update: RowUpdate, outcome: OutcomeRecord
     ) -> QueueRow:
-        """The row's change and its analytics row in one commit (one fsync, not two)."""
+        """The row's change and its analytics row in one commit (one fsync, not two).
 
-        def both() -> None:
-            self._update(row.id, update)
-            self._db.execute(_INSERT_OUTCOME, _outcome_values(row, outcome))
-
+        Group commit: marks that arrive while a commit (its fsync) is under way queue up, and
+        the next thread to get the connection writes them all in one transaction, each in a
+        savepoint of its own (a mark that fails, fails alone); each caller returns once its own
+        mark is on disk, or raises what stopped it."""
+        mark = _Mark(row, update, outcome)
+        with self._marks_lock:
+            self._marks.append(mark)
         with self._lock:
-            self._in_one_commit(both)
+            if not mark.done:
+                self._commit_marks()
+        if mark.error is not None:
+            raise mark.error
         return self.get_row(row.id)
+
+    def _commit_marks(self) -> None:
+        with self._marks_lock:
+            batch, self._marks = self._marks, []
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN")
+            for mark in batch:
+                self._db.execute("SAVEPOINT mark")
+                try:
+                    self._update(mark.row.id, mark.update)
+                    self._db.execute(_INSERT_OUTCOME, _outcome_values(mark.row, mark.outcome))
+                except (RowNotFound, sqlite3.Error) as exc:
+                    self._db.execute("ROLLBACK TO mark")
+                    mark.error = exc
+                self._db.execute("RELEASE mark")
+            self._db.commit()
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.rollback()
+            for mark in batch:
+                mark.error = mark.error or exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for mark in batch:
+                mark.done = True
 
     def _update(self, row_id: str, update: RowUpdate) -> None:
         changes = update_columns(update, _ts)
@@ -420,6 +456,17 @@ _INSERT_ROW = (
     " expires_at, contact_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+@dataclass
+class _Mark:
+    """One update_row_recorded call, waiting for its group commit."""
+
+    row: QueueRow
+    update: RowUpdate
+    outcome: OutcomeRecord
+    done: bool = False
+    error: BaseException | None = None
 
 
 _INSERT_OUTCOME = "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
