@@ -2,10 +2,11 @@
 
 Whoever changes a row's Status (the worker marking it sent, failed, skipped or cancelled; intake
 cancelling, holding or moving rows; the CLI's pause, resume, cancel and retry-failed) calls
-`change_status` with the row as it read it. The change is written only when the status table
-(`models.TRANSITIONS`) allows `current → new`; otherwise nothing is written and
-`status_change_refused` is logged. tests/test_transitions.py checks that no other module builds
-a RowUpdate that sets a Status.
+`change_status` with the row as it read it (the worker ending a row calls
+`change_status_recorded`, which writes the outcome's analytics row with it). The change is
+written only when the status table (`models.TRANSITIONS`) allows `current → new`; otherwise
+nothing is written and `status_change_refused` is logged. tests/test_transitions.py checks that
+no other module builds a RowUpdate that sets a Status.
 """
 
 from __future__ import annotations
