@@ -11,6 +11,8 @@ no other module builds a RowUpdate that sets a Status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -94,6 +96,48 @@ def change_status_recorded(
         lateness_seconds=outcome.lateness_seconds,
     )
     return written
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """One change_status_recorded, for change_statuses_recorded."""
+
+    row: QueueRow
+    new: Status
+    outcome: OutcomeRecord
+    sent_at: datetime | None = None
+    resend_email_id: str | None = None
+    error_message: str | None = None
+    attempts: int | None = None
+
+
+def change_statuses_recorded(
+    store: RecordedUpdates, changes: Sequence[RecordedChange]
+) -> list[bool | BaseException]:
+    """change_status_recorded for each change, in one transaction (one commit, one fsync, for a
+    whole batch of sent rows). For each: True when written, False when the table refused it,
+    or what stopped it (RowNotFound: the row is gone); the others are written all the same."""
+    allowed = [change for change in changes if _allowed(change.row, change.new)]
+    errors = iter(
+        store.update_rows_recorded(
+            [
+                (
+                    change.row,
+                    RowUpdate(
+                        status=change.new,
+                        error_message=change.error_message,
+                        sent_at=change.sent_at,
+                        resend_email_id=change.resend_email_id,
+                        attempts=change.attempts,
+                    ),
+                    change.outcome,
+                )
+                for change in allowed
+            ]
+        )
+    )
+    allowed_ids = {id(change) for change in allowed}
+    return [(next(errors) or True) if id(change) in allowed_ids else False for change in changes]
 
 
 def _allowed(row: QueueRow, new: Status) -> bool:

@@ -1,11 +1,13 @@
 """Issue 15: what one email costs the embedded default in commits and fsyncs (counted, not
 timed: the figures come from `make bench`). Each email is durable in the outbox before its row is
-marked sent; the mark and its analytics row go to the queue in one commit, and sends under way
-at once share the outbox folder's fsync."""
+marked sent. A batch's messages are fsynced each, then the folder once, then the batch's rows are
+marked, each with its analytics row, in one commit; sends elsewhere share the folder's fsync, and
+marks arriving during a commit share the next."""
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +24,13 @@ from notion_queue.transitions import change_status_recorded
 from tests.conftest import T0, WorkerFactory, new_row
 
 ROWS = 12
+BATCH = 5
+BATCHES = 3  # 5 + 5 + 2
+
+
+@pytest.fixture(params=[1, 4])
+def concurrency(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
 
 
 def _commits(statements: list[str]) -> int:
@@ -35,7 +44,7 @@ def _fill(store: SqliteStore) -> None:
         )
 
 
-def test_a_sent_email_costs_one_queue_commit_for_its_mark_and_its_analytics_row(
+def test_a_batch_of_sent_emails_is_marked_in_one_queue_commit_with_its_analytics_rows(
     tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory
 ) -> None:
     store = SqliteStore(tmp_path / "queue.sqlite3")
@@ -44,10 +53,10 @@ def test_a_sent_email_costs_one_queue_commit_for_its_mark_and_its_analytics_row(
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
 
-    summary = make_worker(store, outbox).run_once()
+    summary = make_worker(store, outbox, batch_size=BATCH).run_once()
 
     assert summary["sent"] == ROWS
-    assert _commits(statements) == ROWS  # was two an email: the mark, then the analytics row
+    assert _commits(statements) == BATCHES  # was two an email: the mark, then the analytics row
     analytics = store._query("SELECT outcome, resend_email_id FROM email_analytics")
     assert len(analytics) == ROWS and all(r["outcome"] == "sent" for r in analytics)
     assert all(row.status is Status.SENT for row in store.all_rows())
@@ -87,25 +96,44 @@ def test_a_mark_whose_analytics_row_cannot_be_written_is_not_written_either(
     store.close()
 
 
-def test_one_send_at_a_time_fsyncs_its_message_and_the_folder_once_each(
-    tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+def test_a_batch_fsyncs_each_message_and_the_folder_once_before_any_row_is_marked(
+    tmp_path: Path,
+    clock: FakeClock,
+    make_worker: WorkerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: int,
 ) -> None:
     store = SqliteStore(tmp_path / "queue.sqlite3")
     _fill(store)
     outbox = OutboxMailer(tmp_path / "outbox", clock)
-    fsyncs: list[int] = []
-    real_fsync = os.fsync
+    events: list[str] = []  # what reached the disk, in order
+    real_fsync, real_link = os.fsync, os.link
 
-    def counting(fd: int) -> None:
-        fsyncs.append(fd)
+    def fsync(fd: int) -> None:
         real_fsync(fd)
+        events.append("folder fsync" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file fsync")
 
-    monkeypatch.setattr(outbox_module.os, "fsync", counting)
+    def link(src: str, dst: str) -> None:
+        real_link(src, dst)
+        events.append("link")
 
-    assert make_worker(store, outbox).run_once()["sent"] == ROWS
+    monkeypatch.setattr(outbox_module.os, "fsync", fsync)
+    monkeypatch.setattr(outbox_module.os, "link", link)
+    store._db.set_trace_callback(
+        lambda sql: events.append("commit") if sql.strip().upper() == "COMMIT" else None
+    )
+
+    worker = make_worker(store, outbox, batch_size=BATCH, concurrency=concurrency)
+    assert worker.run_once()["sent"] == ROWS
 
     assert len(sent_messages(outbox.folder)) == ROWS
-    assert len(fsyncs) == 2 * ROWS  # the message file, then the folder that names it
+    assert events.count("file fsync") == ROWS
+    assert events.count("folder fsync") == BATCHES  # was one an email
+    assert events.count("commit") == BATCHES
+    for i, event in enumerate(events):  # every name is durable before a row is marked
+        if event == "commit":
+            last_link = max(j for j in range(i) if events[j] == "link")
+            assert "folder fsync" in events[last_link:i]
     store.close()
 
 

@@ -11,6 +11,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from notion_queue.mail.base import OutgoingEmail, SendResult
+
+
+@runtime_checkable
+class SyncLater(Protocol):
+    """A mailer whose sends can be made durable together: `send_unsynced` as `send`, except
+    that what it wrote is durable only after the next `sync()`; the worker sends a batch so,
+    syncs once, and only then marks the batch's rows (the outbox: one folder fsync a batch)."""
+
+    def send_unsynced(self, email: OutgoingEmail) -> SendResult: ...
+
+    def sync(self) -> None: ...
 
 
 class GroupSync:

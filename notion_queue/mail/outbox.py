@@ -51,13 +51,25 @@ class OutboxMailer:
         self._folder_sync = GroupSync(lambda: _fsync_dir(self.folder))
 
     def send(self, email: OutgoingEmail) -> SendResult:
+        result = self.send_unsynced(email)
+        # The name is durable only once the folder is fsynced: an fsync shared with the sends
+        # under way at the same time (GroupSync), never skipped. A message found already sent
+        # is synced too: its sender may have been killed before its folder fsync.
+        self.sync()
+        return result
+
+    def sync(self) -> None:
+        """Every message sent so far is on disk under its name (one folder fsync, shared)."""
+        self._folder_sync.sync()
+
+    def send_unsynced(self, email: OutgoingEmail) -> SendResult:
+        """As `send`, but the message's name is durable only after the next `sync()`."""
         if self._prune.due():
             self.prune_legacy_keys()
         digest = hashlib.sha256(email.idempotency_key.encode()).hexdigest()
         path = self.folder / f"{digest}.eml"
         sent = _sent_id(path)
         if sent is not None:
-            self._folder_sync.sync()  # its sender may have been killed before its folder fsync
             return SendResult(sent, replayed=True)
         sent = self._legacy_sent_id(digest)
         if sent is not None:
@@ -65,11 +77,7 @@ class OutboxMailer:
         now = self.clock.now()
         outbox_id = f"{digest[:32]}@{_domain(email.sender)}"  # the same for the same key
         data = message_bytes(email, message_id=f"<{outbox_id}>", date=format_datetime(now))
-        created = _create_once(path, data, now)
-        # The name is durable only once the folder is fsynced: an fsync shared with the sends
-        # under way at the same time (GroupSync), never skipped.
-        self._folder_sync.sync()
-        if not created:
+        if not _create_once(path, data, now):
             # Another thread got there first; its message is complete once it has the name.
             return SendResult(_sent_id(path) or outbox_id, replayed=True)
         return SendResult(outbox_id)

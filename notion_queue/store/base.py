@@ -169,6 +169,13 @@ class RecordedUpdates(Protocol):
         (RowNotFound, as update_row, when the row is gone)."""
         ...
 
+    def update_rows_recorded(
+        self, changes: Sequence[tuple[QueueRow, RowUpdate, OutcomeRecord]]
+    ) -> list[BaseException | None]:
+        """Many update_row_recorded in one transaction, each still both or neither: for each,
+        None when it was written, or what stopped it (RowNotFound: the row is gone)."""
+        ...
+
 
 class QueueLease(Protocol):
     """One worker per queue, across hosts."""

@@ -220,15 +220,23 @@ class SqliteStore:
         the next thread to get the connection writes them all in one transaction, each in a
         savepoint of its own (a mark that fails, fails alone); each caller returns once its own
         mark is on disk, or raises what stopped it."""
-        mark = _Mark(row, update, outcome)
-        with self._marks_lock:
-            self._marks.append(mark)
-        with self._lock:
-            if not mark.done:
-                self._commit_marks()
-        if mark.error is not None:
-            raise mark.error
+        (error,) = self.update_rows_recorded([(row, update, outcome)])
+        if error is not None:
+            raise error
         return self.get_row(row.id)
+
+    def update_rows_recorded(
+        self, changes: Sequence[tuple[QueueRow, RowUpdate, OutcomeRecord]]
+    ) -> list[BaseException | None]:
+        """Many update_row_recorded at once, in one commit: for each, None when it was
+        written, or what stopped it (RowNotFound: the row is gone)."""
+        marks = [_Mark(row, update, outcome) for row, update, outcome in changes]
+        with self._marks_lock:
+            self._marks.extend(marks)
+        with self._lock:
+            if not all(mark.done for mark in marks):
+                self._commit_marks()
+        return [mark.error for mark in marks]
 
     def _commit_marks(self) -> None:
         with self._marks_lock:
