@@ -199,3 +199,36 @@ def test_marks_that_arrive_during_a_commit_share_the_next_one(tmp_path: Path) ->
     assert all(store.get_row(row.id).status is Status.SENT for row in rows)
     assert len(store._query("SELECT * FROM email_analytics")) == len(rows)
     store.close()
+
+
+class _Killed(BaseException):
+    """The worker process dying here (SIGKILL): nothing after it runs."""
+
+
+def test_a_worker_killed_before_its_batch_is_marked_sends_nothing_twice(
+    tmp_path: Path, clock: FakeClock, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    _fill(store)
+    outbox = OutboxMailer(tmp_path / "outbox", clock)
+
+    def killed(changes: object) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(store, "update_rows_recorded", killed)
+    with pytest.raises(_Killed):
+        make_worker(store, outbox, batch_size=BATCH).run_once()
+    monkeypatch.undo()
+    first = {path.name: path.read_bytes() for path in sent_messages(outbox.folder)}
+    assert len(first) == BATCH  # the first batch went out, and no row of it was marked
+    assert all(row.status is Status.QUEUED for row in store.all_rows())
+
+    restarted = OutboxMailer(tmp_path / "outbox", clock)
+    summary = make_worker(store, restarted, batch_size=BATCH).run_once()
+
+    assert summary["sent"] == ROWS
+    again = {path.name: path.read_bytes() for path in sent_messages(outbox.folder)}
+    assert len(again) == ROWS  # one message a row: the first batch's were answered, not rewritten
+    assert all(again[name] == data for name, data in first.items())
+    assert all(row.status is Status.SENT for row in store.all_rows())
+    store.close()
