@@ -2,7 +2,8 @@
 
 Safe to kill at any moment. A row is marked sent only after the mailer accepted it; a worker
 killed in between sends again with the same idempotency key, and the mailer answers with the
-first message instead of sending a second.
+first message instead of sending a second. On the outbox and SQLite a batch's rows are marked
+together, after one fsync makes all its messages durable (`_send_rows`).
 
 Its side jobs live next door: the lease (`lease.py`), the status file /readyz reads
 (`worker_status.py`), the unsubscribed addresses (`suppression.py`) and the email made from a
