@@ -94,7 +94,9 @@ def _render(
 
 def one_line(value: str) -> str:
     """Header-safe text: CR, LF and other control characters never reach a header."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    if not value.isprintable():  # the common case skips the walk: its only whitespace is " "
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(value.split())
 
 
 class _TextExtractor(HTMLParser):

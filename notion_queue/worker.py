@@ -2,7 +2,8 @@
 
 Safe to kill at any moment. A row is marked sent only after the mailer accepted it; a worker
 killed in between sends again with the same idempotency key, and the mailer answers with the
-first message instead of sending a second.
+first message instead of sending a second. On the outbox and SQLite a batch's rows are marked
+together, after one fsync makes all its messages durable (`_send_rows`).
 
 Its side jobs live next door: the lease (`lease.py`), the status file /readyz reads
 (`worker_status.py`), the unsubscribed addresses (`suppression.py`) and the email made from a
@@ -39,13 +40,16 @@ from notion_queue.lease import Lease, account_probe_delay
 from notion_queue.logs import get_logger
 from notion_queue.mail.base import BatchMailer, Mailer, OutgoingEmail, SendResult
 from notion_queue.mail.batch import Batch, batch_problem
+from notion_queue.mail.group_sync import SyncLater
 from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.pacing import Backoff
 from notion_queue.row_checks import not_sendable
 from notion_queue.store.base import (
     ContactBook,
     OutcomeLog,
+    OutcomeRecord,
     QueueLease,
+    RecordedUpdates,
     RowClaims,
     RowNotFound,
     RowQueue,
@@ -54,7 +58,12 @@ from notion_queue.suppression import SuppressionList
 from notion_queue.template_requests import TemplateJob
 from notion_queue.templates import TemplateSource
 from notion_queue.timezones import UTC_ZONE
-from notion_queue.transitions import change_status
+from notion_queue.transitions import (
+    RecordedChange,
+    change_status,
+    change_status_recorded,
+    change_statuses_recorded,
+)
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.wakeup import WakeListener
 from notion_queue.windows import Window
@@ -123,6 +132,26 @@ class CycleSummary:
     @property
     def handled(self) -> int:
         return sum(self.outcomes.values())
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A row sent and not yet marked: its message is durable after the batch's sync."""
+
+    row: QueueRow
+    result: SendResult
+    attempts: int
+    at: datetime
+    lateness: float | None
+
+
+@dataclass
+class _DeferredMarks:
+    """One batch's sent rows, marked together once the mailer has synced (see _send_rows)."""
+
+    mailer: SyncLater
+    store: RecordedUpdates
+    sent: list[_Sent] = field(default_factory=list)  # appended to by the send threads
 
 
 class WorkerStore(RowQueue, ContactBook, OutcomeLog, QueueLease, Protocol):
@@ -205,16 +234,8 @@ class Worker:
                 handled.update(row.id for row in batch)
                 if self.batches is not None:
                     self._send_batches(self.batches, batch, fetched_at, summary)
-                elif pool is None:
-                    for row in batch:
-                        if self.stop_event.is_set():
-                            break
-                        summary.add(self.process(row, fetched_at))
                 else:
-                    futures = [pool.submit(self.process, row, fetched_at) for row in batch]
-                    wait(futures)
-                    for future in futures:
-                        summary.add(future.result())  # an AccountError ends the cycle here
+                    self._send_rows(batch, fetched_at, pool, summary)
         except AccountError as exc:
             summary.account_error = str(exc)
             summary.probe_after = account_probe_delay(exc)
@@ -233,6 +254,63 @@ class Worker:
             if pool is not None:
                 pool.shutdown(wait=True)  # the rows in hand are finished, whatever happened
         return summary
+
+    def _send_rows(
+        self,
+        batch: list[QueueRow],
+        fetched_at: float,
+        pool: ThreadPoolExecutor | None,
+        summary: CycleSummary,
+    ) -> None:
+        """Each row of the batch, `concurrency` at once. Where the mailer can make its sends
+        durable together and the store can mark many rows in one commit (the outbox and
+        SQLite), the batch's sent rows are marked after it: one folder fsync, then one commit."""
+        deferred = None
+        if isinstance(self.mailer, SyncLater) and isinstance(self.store, RecordedUpdates):
+            deferred = _DeferredMarks(self.mailer, self.store)
+        try:
+            if pool is None:
+                for row in batch:
+                    if self.stop_event.is_set():
+                        break
+                    summary.add(self.process(row, fetched_at, deferred))
+            else:
+                futures = [pool.submit(self.process, row, fetched_at, deferred) for row in batch]
+                wait(futures)
+                for future in futures:
+                    summary.add(future.result())  # an AccountError ends the cycle here
+        finally:
+            if deferred is not None:
+                self._mark_deferred(deferred, summary)
+
+    def _mark_deferred(self, deferred: _DeferredMarks, summary: CycleSummary) -> None:
+        """The batch's sent rows, marked once every message of it is durable."""
+        if not deferred.sent:
+            return
+        deferred.mailer.sync()  # before any mark: a row marked sent has its message on disk
+        changes = [
+            RecordedChange(
+                sent.row,
+                Status.SENT,
+                OutcomeRecord(
+                    "sent",
+                    sent.at,
+                    message_id=sent.result.message_id,
+                    lateness_seconds=sent.lateness,
+                ),
+                sent_at=sent.at,
+                resend_email_id=sent.result.message_id,
+                error_message="",
+                attempts=sent.attempts,
+            )
+            for sent in deferred.sent
+        ]
+        written = change_statuses_recorded(deferred.store, changes)
+        for sent, done in zip(deferred.sent, written, strict=True):
+            if isinstance(done, BaseException):
+                log.warning("row_not_marked", row_id=sent.row.id, reason=str(done))
+            elif done:
+                summary.add(self._marked_sent(sent.row, sent.result, sent.at, sent.lateness))
 
     def _next_batch(
         self,
@@ -442,20 +520,24 @@ class Worker:
 
     # one row
 
-    def process(self, row: QueueRow, fetched_at: float) -> Outcome:
+    def process(
+        self, row: QueueRow, fetched_at: float, deferred: _DeferredMarks | None = None
+    ) -> Outcome:
         try:
-            return self._process(row, fetched_at)
+            return self._process(row, fetched_at, deferred)
         except AccountError:
             raise
         except RetryableError as exc:
             log.warning("row_deferred", row_id=row.id, sequence=row.sequence, reason=str(exc))
             return "retry"
 
-    def _process(self, row: QueueRow, fetched_at: float) -> Outcome:
+    def _process(
+        self, row: QueueRow, fetched_at: float, deferred: _DeferredMarks | None
+    ) -> Outcome:
         prepared = self._prepare(row, fetched_at)
         if isinstance(prepared, str):
             return prepared
-        return self._send(*prepared)
+        return self._send(*prepared, deferred=deferred)
 
     def _prepare(
         self, row: QueueRow, fetched_at: float
@@ -501,11 +583,16 @@ class Worker:
             return self._fail(row, str(exc))
         return row, email
 
-    def _send(self, row: QueueRow, email: OutgoingEmail) -> Outcome:
+    def _send(
+        self, row: QueueRow, email: OutgoingEmail, *, deferred: _DeferredMarks | None = None
+    ) -> Outcome:
         attempts = row.attempts + 1
         for _ in range(RATE_LIMIT_WAITS_PER_ROW):
             try:
-                result = self.mailer.send(email)
+                if deferred is not None:
+                    result = deferred.mailer.send_unsynced(email)
+                else:
+                    result = self.mailer.send(email)
                 break
             except RateLimited as exc:
                 self.clock.sleep(exc.retry_after or 1.0)
@@ -515,15 +602,25 @@ class Worker:
                 return self._fail(row, str(exc), attempts=attempts)
         else:
             return self._retry_later(row, row.attempts, "mailer kept answering 429")
+        if deferred is not None:
+            self._not_before.pop(row.id, None)
+            deferred.sent.append(_Sent(row, result, attempts, *self._sent_at(row)))
+            return "unchanged"  # counted once marked, after the batch (_mark_deferred)
         return self._mark_sent(row, result, attempts)
+
+    def _sent_at(self, row: QueueRow) -> tuple[datetime, float | None]:
+        """Now, and how late that is for the row (None: no Scheduled Time)."""
+        now = self.clock.now()
+        return now, (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
 
     def _mark_sent(self, row: QueueRow, result: SendResult, attempts: int) -> Outcome:
         self._not_before.pop(row.id, None)
-        now = self.clock.now()
-        marked = change_status(
+        now, lateness = self._sent_at(row)
+        marked = change_status_recorded(
             self.store,
             row,
             Status.SENT,
+            OutcomeRecord("sent", now, message_id=result.message_id, lateness_seconds=lateness),
             sent_at=now,
             resend_email_id=result.message_id,
             error_message="",
@@ -531,11 +628,12 @@ class Worker:
         )
         if marked is None:
             return "unchanged"
-        lateness = (now - row.scheduled_time).total_seconds() if row.scheduled_time else None
+        return self._marked_sent(row, result, now, lateness)
+
+    def _marked_sent(
+        self, row: QueueRow, result: SendResult, now: datetime, lateness: float | None
+    ) -> Outcome:
         metrics.ROWS.labels("sent", row.sequence or "none").inc()
-        self.store.record_outcome(
-            row, "sent", now, message_id=result.message_id, lateness_seconds=lateness
-        )
         if lateness is not None:
             metrics.LATENESS.observe(max(0.0, lateness))
         log.info(
@@ -572,11 +670,16 @@ class Worker:
         self, row: QueueRow, status: Status, reason: str, *, attempts: int | None = None
     ) -> Outcome:
         self._not_before.pop(row.id, None)
-        if change_status(self.store, row, status, error_message=reason, attempts=attempts) is None:
+        record = OutcomeRecord(status.value, self.clock.now(), error=reason)
+        if (
+            change_status_recorded(
+                self.store, row, status, record, error_message=reason, attempts=attempts
+            )
+            is None
+        ):
             return "unchanged"
         outcomes: dict[Status, Outcome] = {Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
         outcome = outcomes.get(status, "skipped")
         metrics.ROWS.labels(outcome, row.sequence or "none").inc()
-        self.store.record_outcome(row, status.value, self.clock.now(), error=reason)
         log.info(f"row_{outcome}", row_id=row.id, sequence=row.sequence, reason=reason)
         return outcome

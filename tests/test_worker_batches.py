@@ -17,7 +17,7 @@ from notion_queue.clock import FakeClock
 from notion_queue.mail.base import OutgoingEmail
 from notion_queue.mail.batch import Batch
 from notion_queue.mail.resend_mailer import ResendMailer
-from notion_queue.models import RowUpdate, Status
+from notion_queue.models import QueueRow, RowUpdate, Status
 from notion_queue.settings import Settings
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.testing.fake_resend import FakeResend
@@ -103,18 +103,18 @@ def test_a_worker_killed_between_sending_and_marking_a_batch_sends_nothing_twice
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = add_rows(sqlite, 30)
-    real_update = sqlite.update_row
+    real_update = sqlite.update_row_recorded  # a mark and its analytics row, in one commit
     marked = 0
 
-    def killed_after_five_marks(row_id: str, update: RowUpdate) -> Any:
+    def killed_after_five_marks(row: QueueRow, update: RowUpdate, outcome: Any) -> Any:
         nonlocal marked
         if update.status is Status.SENT:
             marked += 1
             if marked > 5:
                 raise Killed
-        return real_update(row_id, update)
+        return real_update(row, update, outcome)
 
-    monkeypatch.setattr(sqlite, "update_row", killed_after_five_marks)
+    monkeypatch.setattr(sqlite, "update_row_recorded", killed_after_five_marks)
     with pytest.raises(Killed):
         batch_worker(make_worker, sqlite, mailer, tmp_path / "batches").run_once()
     monkeypatch.undo()

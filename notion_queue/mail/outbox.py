@@ -33,6 +33,7 @@ from pathlib import Path
 from notion_queue.clock import Clock
 from notion_queue.errors import PermanentError
 from notion_queue.mail.base import OutgoingEmail, SendResult
+from notion_queue.mail.group_sync import GroupSync
 from notion_queue.private_files import private_dir
 from notion_queue.render import one_line
 from notion_queue.retention import KEEP_HISTORY, PRUNE_EVERY_SECONDS, Every
@@ -47,13 +48,30 @@ class OutboxMailer:
         private_dir(self.folder)
         self.clock = clock
         self._prune = Every(clock, PRUNE_EVERY_SECONDS)
+        self._folder_sync = GroupSync(lambda: _fsync_dir(self.folder))
 
     def send(self, email: OutgoingEmail) -> SendResult:
+        result = self.send_unsynced(email)
+        # The name is durable only once the folder is fsynced: an fsync shared with the sends
+        # under way at the same time (GroupSync), never skipped. A message found already sent
+        # is synced too: its sender may have been killed before its folder fsync.
+        self.sync()
+        return result
+
+    def sync(self) -> None:
+        """Every message sent so far is on disk under its name (one folder fsync, shared)."""
+        self._folder_sync.sync()
+
+    def send_unsynced(self, email: OutgoingEmail) -> SendResult:
+        """As `send`, but the message's name is durable only after the next `sync()`."""
         if self._prune.due():
             self.prune_legacy_keys()
         digest = hashlib.sha256(email.idempotency_key.encode()).hexdigest()
         path = self.folder / f"{digest}.eml"
-        sent = _sent_id(path) or self._legacy_sent_id(digest)
+        sent = _sent_id(path)
+        if sent is not None:
+            return SendResult(sent, replayed=True)
+        sent = self._legacy_sent_id(digest)
         if sent is not None:
             return SendResult(sent, replayed=True)
         now = self.clock.now()
@@ -71,7 +89,10 @@ class OutboxMailer:
         keys = "\n".join(email.idempotency_key for email in emails).encode()
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
         record = private_dir(self.folder / BATCH_KEYS) / digest
-        if not _create_once(record, keys, self.clock.now()) and record.read_bytes() != keys:
+        created = _create_once(record, keys, self.clock.now())
+        if created:
+            _fsync_dir(record.parent)
+        elif record.read_bytes() != keys:
             raise PermanentError(
                 "Same idempotency key used with a different request payload (another batch)"
             )
@@ -126,7 +147,8 @@ def _create_once(path: Path, data: bytes, sent_at: datetime) -> bool:
     """Make `path` hold `data` in one step, unless it exists: True if this call made it.
 
     The data is complete and on disk before the name appears, so a kill leaves either no
-    message or a whole one (and at worst a stray `.tmp-*` file, which nothing reads)."""
+    message or a whole one (and at worst a stray `.tmp-*` file, which nothing reads). The name
+    itself is durable once the caller has fsynced the folder."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -139,7 +161,6 @@ def _create_once(path: Path, data: bytes, sent_at: datetime) -> bool:
             os.link(tmp, path)
         except FileExistsError:
             return False
-        _fsync_dir(path.parent)
         return True
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ test suite (tests/test_store_contract.py) runs every role against both, so they 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -141,6 +142,38 @@ class OutcomeLog(Protocol):
         """One Email Analytics row per send outcome (Notion: only when NOTION_ANALYTICS_DB_ID
         is set, one request per email; SQLite: always, in its email_analytics table). Best
         effort: never stops a send."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One Email Analytics row, as `OutcomeLog.record_outcome` takes it."""
+
+    outcome: str
+    at: datetime
+    message_id: str = ""
+    error: str = ""
+    lateness_seconds: float | None = None
+
+
+@runtime_checkable
+class RecordedUpdates(Protocol):
+    """A store that writes a row's change and its outcome in one transaction (SQLite: one commit,
+    one fsync, where update_row and record_outcome took two). Stores without it get the two
+    calls (transitions.change_status_recorded)."""
+
+    def update_row_recorded(
+        self, row: QueueRow, update: RowUpdate, outcome: OutcomeRecord
+    ) -> QueueRow:
+        """update_row(row.id, update) and record_outcome(row, ...) at once: both or neither
+        (RowNotFound, as update_row, when the row is gone)."""
+        ...
+
+    def update_rows_recorded(
+        self, changes: Sequence[tuple[QueueRow, RowUpdate, OutcomeRecord]]
+    ) -> list[BaseException | None]:
+        """Many update_row_recorded in one transaction, each still both or neither: for each,
+        None when it was written, or what stopped it (RowNotFound: the row is gone)."""
         ...
 
 

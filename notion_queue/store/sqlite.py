@@ -9,7 +9,8 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from notion_queue.models import (
     Template,
 )
 from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
-from notion_queue.store.base import RowNotFound, UpsertResult
+from notion_queue.store.base import OutcomeRecord, RowNotFound, UpsertResult
 from notion_queue.store.sql_records import contact_from, row_from, template_from, update_columns
 
 _SCHEMA = """
@@ -111,6 +112,8 @@ class SqliteStore:
         self._db = connect(path, "SQLITE_PATH")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._marks_lock = threading.Lock()
+        self._marks: list[_Mark] = []  # marks waiting for the next group commit
         with self._lock:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -204,18 +207,87 @@ class SqliteStore:
         return _row(found[0])
 
     def update_row(self, row_id: str, update: RowUpdate) -> QueueRow:
-        changes = update_columns(update, _ts)
-        if changes:
-            assignments = ", ".join(f"{column} = ?" for column in changes)
-            with self._lock:
-                cursor = self._db.execute(
-                    f"UPDATE email_queue SET {assignments} WHERE id = ?",  # noqa: S608
-                    (*changes.values(), row_id),
-                )
-                self._db.commit()
-                if cursor.rowcount == 0:
-                    raise RowNotFound(f"row {row_id} not found")
+        with self._lock:
+            self._in_one_commit(lambda: self._update(row_id, update))
         return self.get_row(row_id)
+
+    def update_row_recorded(
+        self, row: QueueRow, update: RowUpdate, outcome: OutcomeRecord
+    ) -> QueueRow:
+        """The row's change and its analytics row in one commit (one fsync, not two).
+
+        Group commit: marks that arrive while a commit (its fsync) is under way queue up, and
+        the next thread to get the connection writes them all in one transaction, each in a
+        savepoint of its own (a mark that fails, fails alone); each caller returns once its own
+        mark is on disk, or raises what stopped it."""
+        (error,) = self.update_rows_recorded([(row, update, outcome)])
+        if error is not None:
+            raise error
+        return self.get_row(row.id)
+
+    def update_rows_recorded(
+        self, changes: Sequence[tuple[QueueRow, RowUpdate, OutcomeRecord]]
+    ) -> list[BaseException | None]:
+        """Many update_row_recorded at once, in one commit: for each, None when it was
+        written, or what stopped it (RowNotFound: the row is gone)."""
+        marks = [_Mark(row, update, outcome) for row, update, outcome in changes]
+        with self._marks_lock:
+            self._marks.extend(marks)
+        with self._lock:
+            if not all(mark.done for mark in marks):
+                self._commit_marks()
+        return [mark.error for mark in marks]
+
+    def _commit_marks(self) -> None:
+        with self._marks_lock:
+            batch, self._marks = self._marks, []
+        try:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN")
+            for mark in batch:
+                self._db.execute("SAVEPOINT mark")
+                try:
+                    self._update(mark.row.id, mark.update)
+                    self._db.execute(_INSERT_OUTCOME, _outcome_values(mark.row, mark.outcome))
+                except (RowNotFound, sqlite3.Error) as exc:
+                    self._db.execute("ROLLBACK TO mark")
+                    mark.error = exc
+                self._db.execute("RELEASE mark")
+            self._db.commit()
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.rollback()
+            for mark in batch:
+                mark.error = mark.error or exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for mark in batch:
+                mark.done = True
+
+    def _update(self, row_id: str, update: RowUpdate) -> None:
+        changes = update_columns(update, _ts)
+        if not changes:
+            if not self._db.execute("SELECT 1 FROM email_queue WHERE id = ?", (row_id,)).fetchone():
+                raise RowNotFound(f"row {row_id} not found")
+            return
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        cursor = self._db.execute(
+            f"UPDATE email_queue SET {assignments} WHERE id = ?",  # noqa: S608
+            (*changes.values(), row_id),
+        )
+        if cursor.rowcount == 0:
+            raise RowNotFound(f"row {row_id} not found")
+
+    def _in_one_commit(self, write: Callable[[], None]) -> None:
+        """`write`'s statements committed together, or rolled back together when it raises."""
+        try:
+            write()
+            self._db.commit()
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.rollback()
+            raise
 
     def rows_for_email(
         self,
@@ -322,20 +394,8 @@ class SqliteStore:
         error: str = "",
         lateness_seconds: float | None = None,
     ) -> None:
-        self._write(
-            "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.id,
-                row.email,
-                row.template_id,
-                row.sequence,
-                outcome,
-                _ts(at),
-                message_id,
-                error,
-                lateness_seconds,
-            ),
-        )
+        record = OutcomeRecord(outcome, at, message_id, error, lateness_seconds)
+        self._write(_INSERT_OUTCOME, _outcome_values(row, record))
 
     def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
         expires = _ts(now + timedelta(seconds=ttl_seconds))
@@ -404,6 +464,34 @@ _INSERT_ROW = (
     " expires_at, contact_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+@dataclass
+class _Mark:
+    """One update_row_recorded call, waiting for its group commit."""
+
+    row: QueueRow
+    update: RowUpdate
+    outcome: OutcomeRecord
+    done: bool = False
+    error: BaseException | None = None
+
+
+_INSERT_OUTCOME = "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _outcome_values(row: QueueRow, record: OutcomeRecord) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.email,
+        row.template_id,
+        row.sequence,
+        record.outcome,
+        _ts(record.at),
+        record.message_id,
+        record.error,
+        record.lateness_seconds,
+    )
 
 
 def _row_values(row_id: str, row: NewRow) -> tuple[Any, ...]:
