@@ -30,7 +30,8 @@ from notion_queue.store.base import QueueStore
 from notion_queue.web.app import create_app
 from notion_queue.wiring import build_catalog, store_connector
 from tests.conftest import T0, WorkerFactory, World, make_notion_world
-from tests.test_funnel import CALCOM_SECRET, CALENDLY_KEY, MEETING, Funnel, calcom_booking
+from tests.signed_webhooks import CALCOM_SECRET, CALENDLY_KEY
+from tests.test_funnel import MEETING, Funnel, calcom_booking
 from tests.test_funnel import calendly_invitee as calendly_invitee_payload
 
 PACKAGED = (Path(__file__).parents[1] / "notion_queue" / "sequences.toml").read_text()
