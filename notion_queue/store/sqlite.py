@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,7 @@ class SqliteStore:
         self._db = connect(path, "SQLITE_PATH")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._batch: _Batch | None = None  # an intake batch's open transaction (intake_batch)
         with self._lock:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -148,7 +150,67 @@ class SqliteStore:
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         with self._lock:
             self._db.execute(sql, params)
+            self._commit()
+
+    def _commit(self) -> None:
+        """Commit, unless an intake batch is open: then its end commits (intake_batch)."""
+        if self._batch is None:
             self._db.commit()
+
+    @contextmanager
+    def intake_batch(self) -> Iterator[None]:
+        """One transaction (BEGIN IMMEDIATE: the worker's writes wait, no stale read) for a
+        drained batch of events, committed at the end: one fsync. It holds the store's lock
+        throughout, so the server's other threads (queue page) wait for it and never see or
+        commit its writes half-way; the drainer keeps batches short."""
+        with self._lock:
+            if self._batch is not None:
+                raise RuntimeError("an intake batch is open already")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch = _Batch()
+            try:
+                yield
+                if self._batch.lost is not None:  # SQLite rolled the transaction back itself
+                    raise self._batch.lost
+                self._db.commit()
+            except BaseException:
+                if self._db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._db.rollback()
+                raise
+            finally:
+                self._batch = None
+
+    @contextmanager
+    def intake_event(self) -> Iterator[None]:
+        """A savepoint inside intake_batch: one event's writes go, or all of them stay."""
+        with self._lock:
+            batch = self._batch
+            if batch is None:
+                raise RuntimeError("intake_event() is only for inside intake_batch()")
+            if batch.lost is not None:
+                raise batch.lost
+            batch.events += 1
+            savepoint = f"intake_event_{batch.events}"
+            self._db.execute(f"SAVEPOINT {savepoint}")
+            try:
+                yield
+            except BaseException:
+                self._roll_back_event(batch, savepoint)
+                raise
+            self._db.execute(f"RELEASE {savepoint}")
+
+    def _roll_back_event(self, batch: _Batch, savepoint: str) -> None:
+        try:
+            self._db.execute(f"ROLLBACK TO {savepoint}")
+            self._db.execute(f"RELEASE {savepoint}")
+        except sqlite3.Error as exc:  # a full disk, an I/O error: SQLite may roll back it all
+            if not self._db.in_transaction:
+                batch.lost = exc
+                return
+            raise
+        if not self._db.in_transaction:
+            batch.lost = sqlite3.OperationalError("the batch's transaction was rolled back")
 
     # rows
 
@@ -161,9 +223,9 @@ class SqliteStore:
             try:
                 for row_id, row in zip(ids, rows, strict=True):
                     self._db.execute(_INSERT_ROW, _row_values(row_id, row))
-                self._db.commit()
+                self._commit()
             except BaseException:
-                if self._db.in_transaction:
+                if self._db.in_transaction and self._batch is None:  # a batch: its savepoint
                     self._db.rollback()
                 raise
             return [self.get_row(row_id) for row_id in ids]
@@ -212,7 +274,7 @@ class SqliteStore:
                     f"UPDATE email_queue SET {assignments} WHERE id = ?",  # noqa: S608
                     (*changes.values(), row_id),
                 )
-                self._db.commit()
+                self._commit()
                 if cursor.rowcount == 0:
                     raise RowNotFound(f"row {row_id} not found")
         return self.get_row(row_id)
@@ -298,7 +360,7 @@ class SqliteStore:
                     f"UPDATE contacts SET {assignments} WHERE email = ?",  # noqa: S608
                     (*changes.values(), email),
                 )
-            self._db.commit()
+            self._commit()
             contact = self.find_contact(email)
         assert contact is not None
         if existing is None:
@@ -396,6 +458,14 @@ class SqliteStore:
             ),
         )
         return "created" if existing is None else "updated"
+
+
+class _Batch:
+    """An open intake batch: its savepoints so far, and the error that lost it, if one did."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.lost: sqlite3.Error | None = None
 
 
 _INSERT_ROW = (
