@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from notion_queue.clock import FakeClock
 from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.gil_share import GilShare
 from notion_queue.intake.journal import EventState, Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.models import NewRow, QueueRow
@@ -194,3 +195,59 @@ def test_a_row_due_now_wakes_the_worker_only_once_its_batch_is_committed(
         assert listener.wait(0)
     finally:
         listener.close()
+
+
+def test_a_queue_file_that_fills_up_mid_batch_leaves_no_event_half_applied_and_recovers(
+    tmp_path: Path, clock: FakeClock, catalog: Catalog
+) -> None:
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    journal = Journal(tmp_path / "intake.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
+    ids = [signup(journal, n) for n in range(40)]
+    with store._lock:  # the disk holds a few more pages, not the 40 events' rows
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages + 3}")
+
+    applied = drainer.drain_once()
+
+    # SQLite rolls back the statement or (as here) the whole transaction: either way an event
+    # is done with all its rows, or pending with none, and /readyz says why.
+    assert applied < 40
+    assert drainer.store_problem == "queue file cannot be written"
+    assert "full" in drainer.last_error
+    for n, event_id in enumerate(ids):
+        rows = len(store.rows_for_email(f"lead{n}@example.com"))
+        has_contact = store.find_contact(f"lead{n}@example.com") is not None
+        if journal.status_of(event_id) is EventState.DONE:
+            assert rows == 5 and has_contact
+        else:
+            assert journal.status_of(event_id) is EventState.PENDING
+            assert rows == 0 and not has_contact
+    assert rows_committed(tmp_path / "queue.sqlite3") == applied * 5
+
+    with store._lock:  # space again: every event is applied, none twice
+        store._db.execute("PRAGMA max_page_count = 1073741823")
+    clock.advance(600)
+    while drainer.drain_once():
+        pass
+    assert journal.backlog() == 0 and drainer.store_problem == ""
+    assert rows_committed(tmp_path / "queue.sqlite3") == 40 * 5
+
+
+def test_the_drainer_thread_sleeps_between_events_as_long_as_it_computed() -> None:
+    cpu = iter([0.0, 0.002, 0.002, 0.0025, 0.0025])
+    slept: list[float] = []
+    share = GilShare(0.5, cpu_time=lambda: next(cpu), sleep=slept.append)
+
+    share.pause()  # 2 ms of work: 2 ms for the event loop
+    share.pause()  # 0.5 ms of work
+
+    assert slept == pytest.approx([0.002, 0.0005])
+
+
+def test_a_drainer_given_a_third_of_the_gil_sleeps_twice_its_work() -> None:
+    cpu = iter([0.0, 0.001, 0.001])
+    slept: list[float] = []
+    GilShare(1 / 3, cpu_time=lambda: next(cpu), sleep=slept.append).pause()
+
+    assert slept == pytest.approx([0.002])

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from notion_queue.clock import Clock
 from notion_queue.errors import AccountError, ConfigError, PermanentError, RetryableError
+from notion_queue.intake.gil_share import DRAINER_GIL_SHARE, GilShare
 from notion_queue.intake.journal import Journal, JournalEntry
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.logs import get_logger
@@ -45,9 +46,12 @@ class Drainer:
         idle_seconds: float = 1.0,
         connect: Callable[[], None] | None = None,
         batch_size: int = BATCH_SIZE,
+        gil_share: float = DRAINER_GIL_SHARE,
     ) -> None:
         """`connect` reaches the store before any event is applied (NotionStore.connect: the
-        data sources); until it succeeds the events wait and the store is "unreachable"."""
+        data sources); until it succeeds the events wait and the store is "unreachable".
+        `gil_share`: running as the server's thread (start()), the drainer sleeps between
+        events so that it holds the GIL at most this share of the time (gil_share.py)."""
         self.journal = journal
         self.processor = processor
         self.clock = clock
@@ -60,6 +64,8 @@ class Drainer:
         self._connect = connect
         self._batches = event_batches(processor.store)
         self.batch_size = batch_size
+        self.gil_share = gil_share
+        self._pacing: GilShare | None = None  # set by start(): a drain_once() call never sleeps
         self._connect_attempts = 0
         self._connect_not_before = 0.0
         self._prune = Every(clock, PRUNE_EVERY_SECONDS)
@@ -109,6 +115,8 @@ class Drainer:
         for entry in entries:
             if self._stop.is_set():
                 break
+            if self._pacing is not None:
+                self._pacing.pause()  # the webhooks' turn on the GIL
             try:
                 with self._batches.intake_event():
                     self.processor.apply(entry)
@@ -221,6 +229,7 @@ class Drainer:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        self._pacing = GilShare(self.gil_share)  # in this thread: it counts this thread's CPU
         failures = 0
         while not self._stop.is_set():
             wait = self.idle_seconds

@@ -195,22 +195,23 @@ class SqliteStore:
             self._db.execute(f"SAVEPOINT {savepoint}")
             try:
                 yield
-            except BaseException:
-                self._roll_back_event(batch, savepoint)
+            except BaseException as exc:
+                self._roll_back_event(batch, savepoint, exc)
                 raise
             self._db.execute(f"RELEASE {savepoint}")
 
-    def _roll_back_event(self, batch: _Batch, savepoint: str) -> None:
-        try:
+    def _roll_back_event(self, batch: _Batch, savepoint: str, cause: BaseException) -> None:
+        if self._db.in_transaction:
             self._db.execute(f"ROLLBACK TO {savepoint}")
             self._db.execute(f"RELEASE {savepoint}")
-        except sqlite3.Error as exc:  # a full disk, an I/O error: SQLite may roll back it all
-            if not self._db.in_transaction:
-                batch.lost = exc
-                return
-            raise
-        if not self._db.in_transaction:
-            batch.lost = sqlite3.OperationalError("the batch's transaction was rolled back")
+            return
+        # A full disk or an I/O error can make SQLite roll back the whole transaction: the
+        # batch's earlier events are gone too, and its end must not pass for a commit.
+        batch.lost = (
+            cause
+            if isinstance(cause, sqlite3.Error)
+            else sqlite3.OperationalError(f"the batch was rolled back by {cause!r}")
+        )
 
     # rows
 
@@ -228,7 +229,11 @@ class SqliteStore:
                 if self._db.in_transaction and self._batch is None:  # a batch: its savepoint
                     self._db.rollback()
                 raise
-            return [self.get_row(row_id) for row_id in ids]
+            # One read for the event's rows, not one each.
+            marks = ", ".join("?" for _ in ids)
+            sql = f"SELECT * FROM email_queue WHERE id IN ({marks})"  # noqa: S608
+            by_id = {r["id"]: _row(r) for r in self._query(sql, tuple(ids))}
+            return [by_id[row_id] for row_id in ids]
 
     def due_rows(
         self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
