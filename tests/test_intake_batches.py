@@ -251,3 +251,39 @@ def test_a_drainer_given_a_third_of_the_gil_sleeps_twice_its_work() -> None:
     GilShare(1 / 3, cpu_time=lambda: next(cpu), sleep=slept.append).pause()
 
     assert slept == pytest.approx([0.002])
+
+
+def _paced_drainer(
+    tmp_path: Path, clock: FakeClock, catalog: Catalog, slept: list[float]
+) -> tuple[Journal, Drainer]:
+    journal = Journal(tmp_path / "intake.sqlite3")
+    store = SqliteStore(tmp_path / "queue.sqlite3")
+    drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
+    cpu = iter(float(n) / 1000 for n in range(1000))  # each event: 1 ms of CPU
+    drainer._pacing = GilShare(0.5, cpu_time=lambda: next(cpu), sleep=slept.append)
+    return journal, drainer
+
+
+def test_a_drainer_keeping_up_leaves_webhooks_half_the_gil(
+    tmp_path: Path, clock: FakeClock, catalog: Catalog
+) -> None:
+    slept: list[float] = []
+    journal, drainer = _paced_drainer(tmp_path, clock, catalog, slept)
+    for n in range(3):
+        signup(journal, n)  # received at T0: just now
+
+    assert drainer.drain_once() == 3
+    assert len(slept) == 3
+
+
+def test_a_drainer_falling_behind_catches_up_without_pausing(
+    tmp_path: Path, clock: FakeClock, catalog: Catalog
+) -> None:
+    slept: list[float] = []
+    journal, drainer = _paced_drainer(tmp_path, clock, catalog, slept)
+    for n in range(3):
+        signup(journal, n)
+    clock.advance(2)  # the oldest event has waited 2 s
+
+    assert drainer.drain_once() == 3
+    assert slept == []

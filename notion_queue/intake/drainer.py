@@ -33,6 +33,8 @@ QUEUE_FILE_UNWRITABLE = "queue file cannot be written"
 # Events a drain applies in one store transaction: one fsync for them all, and short enough
 # that the queue page, waiting on the store meanwhile, hardly notices.
 BATCH_SIZE = 100
+# An event waiting longer than this makes the drainer stop sharing the GIL until it caught up.
+CATCH_UP_AFTER = timedelta(seconds=1)
 
 
 class Drainer:
@@ -50,8 +52,9 @@ class Drainer:
     ) -> None:
         """`connect` reaches the store before any event is applied (NotionStore.connect: the
         data sources); until it succeeds the events wait and the store is "unreachable".
-        `gil_share`: running as the server's thread (start()), the drainer sleeps between
-        events so that it holds the GIL at most this share of the time (gil_share.py)."""
+        `gil_share`: running as the server's thread (start()) and keeping up (no event older
+        than CATCH_UP_AFTER), the drainer sleeps between events so that it holds the GIL at
+        most this share of the time (gil_share.py)."""
         self.journal = journal
         self.processor = processor
         self.clock = clock
@@ -65,7 +68,7 @@ class Drainer:
         self._batches = event_batches(processor.store)
         self.batch_size = batch_size
         self.gil_share = gil_share
-        self._pacing: GilShare | None = None  # set by start(): a drain_once() call never sleeps
+        self._pacing: GilShare | None = None  # set in the thread (_run); drain_once() alone: none
         self._connect_attempts = 0
         self._connect_not_before = 0.0
         self._prune = Every(clock, PRUNE_EVERY_SECONDS)
@@ -87,12 +90,14 @@ class Drainer:
         entries = self.journal.pending(self.clock.now(), limit=self.batch_size)
         if not entries and self.journal.backlog() == 0:
             self.progress_at = self.clock.monotonic()
+        # Keeping up, the drainer leaves webhooks half the GIL; behind, it catches up flat out.
+        pace = self._pacing if entries and not self._behind(entries[0]) else None
         done: list[str] = []
         committed = journal_part = False
         try:
             with self._batches.intake_batch():
                 journal_part = True  # _drain handles the store's errors: any left are the journal's
-                finished = self._drain(entries, done)
+                finished = self._drain(entries, done, pace)
                 journal_part = False
             committed = True
         except sqlite3.Error as exc:
@@ -110,13 +115,16 @@ class Drainer:
                 log.info("journal_pruned", events=pruned, older_than_hours=48)
         return finished
 
-    def _drain(self, entries: list[JournalEntry], done: list[str]) -> int:
+    def _behind(self, oldest: JournalEntry) -> bool:
+        return self.clock.now() - oldest.received_at > CATCH_UP_AFTER
+
+    def _drain(self, entries: list[JournalEntry], done: list[str], pace: GilShare | None) -> int:
         finished = 0
         for entry in entries:
             if self._stop.is_set():
                 break
-            if self._pacing is not None:
-                self._pacing.pause()  # the webhooks' turn on the GIL
+            if pace is not None:
+                pace.pause()  # the webhooks' turn on the GIL
             try:
                 with self._batches.intake_event():
                     self.processor.apply(entry)
