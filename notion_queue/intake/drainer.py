@@ -33,8 +33,6 @@ QUEUE_FILE_UNWRITABLE = "queue file cannot be written"
 # Events a drain applies in one store transaction: one fsync for them all, and short enough
 # that the queue page, waiting on the store meanwhile, hardly notices.
 BATCH_SIZE = 100
-# An event waiting longer than this makes the drainer stop sharing the GIL until it caught up.
-CATCH_UP_AFTER = timedelta(seconds=1)
 
 
 class Drainer:
@@ -52,9 +50,9 @@ class Drainer:
     ) -> None:
         """`connect` reaches the store before any event is applied (NotionStore.connect: the
         data sources); until it succeeds the events wait and the store is "unreachable".
-        `gil_share`: running as the server's thread (start()) and keeping up (no event older
-        than CATCH_UP_AFTER), the drainer sleeps between events so that it holds the GIL at
-        most this share of the time (gil_share.py)."""
+        `gil_share`: running as the server's thread (start()), the drainer sleeps between
+        events so that it holds the GIL at most this share of the time, even when behind: a
+        webhook's 202 comes first, the rows a little later (gil_share.py)."""
         self.journal = journal
         self.processor = processor
         self.clock = clock
@@ -88,16 +86,17 @@ class Drainer:
         if not self._connected():
             return 0
         entries = self.journal.pending(self.clock.now(), limit=self.batch_size)
-        if not entries and self.journal.backlog() == 0:
-            self.progress_at = self.clock.monotonic()
-        # Keeping up, the drainer leaves webhooks half the GIL; behind, it catches up flat out.
-        pace = self._pacing if entries and not self._behind(entries[0]) else None
+        if not entries:  # no transaction to open (it would take the queue file's write lock)
+            if self.journal.backlog() == 0:
+                self.progress_at = self.clock.monotonic()
+            self._prune_if_due()
+            return 0
         done: list[str] = []
         committed = journal_part = False
         try:
             with self._batches.intake_batch():
                 journal_part = True  # _drain handles the store's errors: any left are the journal's
-                finished = self._drain(entries, done, pace)
+                finished = self._drain(entries, done)
                 journal_part = False
             committed = True
         except sqlite3.Error as exc:
@@ -109,22 +108,22 @@ class Drainer:
             # Without batches every store call committed on its own: what was applied stays.
             if committed or isinstance(self._batches, EachCallCommits):
                 self.journal.mark_all_done(done)
+        self._prune_if_due()
+        return finished
+
+    def _prune_if_due(self) -> None:
         if self._prune.due():
             pruned = self.journal.prune(self.clock.now() - KEEP_HISTORY)
             if pruned:
                 log.info("journal_pruned", events=pruned, older_than_hours=48)
-        return finished
 
-    def _behind(self, oldest: JournalEntry) -> bool:
-        return self.clock.now() - oldest.received_at > CATCH_UP_AFTER
-
-    def _drain(self, entries: list[JournalEntry], done: list[str], pace: GilShare | None) -> int:
+    def _drain(self, entries: list[JournalEntry], done: list[str]) -> int:
         finished = 0
         for entry in entries:
             if self._stop.is_set():
                 break
-            if pace is not None:
-                pace.pause()  # the webhooks' turn on the GIL
+            if self._pacing is not None:
+                self._pacing.pause()  # the webhooks' turn on the GIL
             try:
                 with self._batches.intake_event():
                     self.processor.apply(entry)
