@@ -33,6 +33,8 @@ QUEUE_FILE_UNWRITABLE = "queue file cannot be written"
 # Events a drain applies in one store transaction: one fsync for them all, and short enough
 # that the queue page, waiting on the store meanwhile, hardly notices.
 BATCH_SIZE = 100
+# An event waiting longer than this makes the drainer stop sharing the GIL until it caught up.
+CATCH_UP_AFTER = timedelta(seconds=1)
 
 
 class Drainer:
@@ -50,9 +52,9 @@ class Drainer:
     ) -> None:
         """`connect` reaches the store before any event is applied (NotionStore.connect: the
         data sources); until it succeeds the events wait and the store is "unreachable".
-        `gil_share`: running as the server's thread (start()), the drainer sleeps between
-        events so that it holds the GIL at most this share of the time, even when behind: a
-        webhook's 202 comes first, the rows a little later (gil_share.py)."""
+        `gil_share`: running as the server's thread (start()) and keeping up (no event older
+        than CATCH_UP_AFTER), the drainer sleeps between events so that it holds the GIL at
+        most this share of the time (gil_share.py)."""
         self.journal = journal
         self.processor = processor
         self.clock = clock
@@ -91,12 +93,14 @@ class Drainer:
                 self.progress_at = self.clock.monotonic()
             self._prune_if_due()
             return 0
+        # Keeping up, the drainer leaves webhooks half the GIL; behind, it catches up flat out.
+        pace = None if self._behind(entries[0]) else self._pacing
         done: list[str] = []
         committed = journal_part = False
         try:
             with self._batches.intake_batch():
                 journal_part = True  # _drain handles the store's errors: any left are the journal's
-                finished = self._drain(entries, done)
+                finished = self._drain(entries, done, pace)
                 journal_part = False
             committed = True
         except sqlite3.Error as exc:
@@ -117,13 +121,16 @@ class Drainer:
             if pruned:
                 log.info("journal_pruned", events=pruned, older_than_hours=48)
 
-    def _drain(self, entries: list[JournalEntry], done: list[str]) -> int:
+    def _behind(self, oldest: JournalEntry) -> bool:
+        return self.clock.now() - oldest.received_at > CATCH_UP_AFTER
+
+    def _drain(self, entries: list[JournalEntry], done: list[str], pace: GilShare | None) -> int:
         finished = 0
         for entry in entries:
             if self._stop.is_set():
                 break
-            if self._pacing is not None:
-                self._pacing.pause()  # the webhooks' turn on the GIL
+            if pace is not None:
+                pace.pause()  # the webhooks' turn on the GIL
             try:
                 with self._batches.intake_event():
                     self.processor.apply(entry)
