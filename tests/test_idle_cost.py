@@ -12,8 +12,8 @@ from notion_queue.mail.outbox import OutboxMailer
 from notion_queue.models import Status
 from notion_queue.sequences import Catalog
 from notion_queue.test_sends import template_jobs
-from notion_queue.testing.idle_cost import idle_cost
 from notion_queue.worker import Worker
+from scripts.harness.idle_cost import idle_cost
 from tests.conftest import T0, WorkerFactory, make_notion_world, new_row
 
 NAMES = {"Email Queue": "email_queue", "Templates": "templates", "Contacts": "contacts"}

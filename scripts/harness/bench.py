@@ -656,8 +656,9 @@ def idle_hour(fakes: Fakes, workdir: Path) -> dict[str, Any]:
     from notion_queue.mail.outbox import OutboxMailer
     from notion_queue.settings import Settings
     from notion_queue.template_counts import TemplateCounts
-    from notion_queue.testing.idle_cost import idle_cost
     from notion_queue.wiring import build_worker
+
+    from .idle_cost import idle_cost
 
     # The worker starts 10 minutes after the history was written, as from counted rows (the
     # once-per-process full recount of the counts, not counted anyway, would read every row).
