@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from notion_queue.worker import Worker
 
 
-SERVER_GIL_SWITCH_SECONDS = 0.001
-
-
 def _settings_or_exit() -> Settings:
     try:
         settings = load_settings()
@@ -69,10 +66,6 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     except NotionQueueError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2
-    # The drainer thread computes for a batch at a time; a webhook's request takes the GIL back
-    # after each of its socket, thread and fsync waits. At CPython's default 5 ms that wait is
-    # most of a 202's time under load; 1 ms keeps it short at a small cost to the drainer.
-    sys.setswitchinterval(SERVER_GIL_SWITCH_SECONDS)
     # A row due before the worker's next poll wakes the worker on this host (wakeup.py).
     waker = Waker(settings.state_dir, clock, settings.poll_interval_seconds)
     drainer = Drainer(

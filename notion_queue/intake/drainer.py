@@ -15,14 +15,12 @@ from datetime import timedelta
 
 from notion_queue.clock import Clock
 from notion_queue.errors import AccountError, ConfigError, PermanentError, RetryableError
-from notion_queue.intake.gil_share import DRAINER_GIL_SHARE, GilShare
 from notion_queue.intake.journal import Journal, JournalEntry
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.logs import get_logger
 from notion_queue.pacing import Backoff
 from notion_queue.retention import KEEP_HISTORY, PRUNE_EVERY_SECONDS, Every
 from notion_queue.sqlite_faults import describe, is_corrupt
-from notion_queue.store.event_batches import EachCallCommits, event_batches
 
 log = get_logger(__name__)
 
@@ -30,11 +28,6 @@ STORE_UNREACHABLE = "store unreachable"
 STORE_MISCONFIGURED = "store configuration error"
 QUEUE_FILE_CORRUPT = "queue file corrupt"
 QUEUE_FILE_UNWRITABLE = "queue file cannot be written"
-# Events a drain applies in one store transaction: one fsync for them all, and short enough
-# that the queue page, waiting on the store meanwhile, hardly notices.
-BATCH_SIZE = 100
-# An event waiting longer than this makes the drainer stop sharing the GIL until it caught up.
-CATCH_UP_AFTER = timedelta(seconds=1)
 
 
 class Drainer:
@@ -47,14 +40,9 @@ class Drainer:
         backoff: Backoff | None = None,
         idle_seconds: float = 1.0,
         connect: Callable[[], None] | None = None,
-        batch_size: int = BATCH_SIZE,
-        gil_share: float = DRAINER_GIL_SHARE,
     ) -> None:
         """`connect` reaches the store before any event is applied (NotionStore.connect: the
-        data sources); until it succeeds the events wait and the store is "unreachable".
-        `gil_share`: running as the server's thread (start()) and keeping up (no event older
-        than CATCH_UP_AFTER), the drainer sleeps between events so that it holds the GIL at
-        most this share of the time (gil_share.py)."""
+        data sources); until it succeeds the events wait and the store is "unreachable"."""
         self.journal = journal
         self.processor = processor
         self.clock = clock
@@ -65,10 +53,6 @@ class Drainer:
         self.journal_error = ""  # the journal itself failed the drainer (corrupt, unwritable)
         self.progress_at = clock.monotonic()  # last time the backlog was empty or went down
         self._connect = connect
-        self._batches = event_batches(processor.store)
-        self.batch_size = batch_size
-        self.gil_share = gil_share
-        self._pacing: GilShare | None = None  # set in the thread (_run); drain_once() alone: none
         self._connect_attempts = 0
         self._connect_not_before = 0.0
         self._prune = Every(clock, PRUNE_EVERY_SECONDS)
@@ -81,59 +65,32 @@ class Drainer:
         return not self.store_problem
 
     def drain_once(self) -> int:
-        """Apply a batch of the pending events that are due; answers how many were finished.
-        The batch is one store transaction (store/event_batches.py), and its events are marked
-        done together, in one journal commit, after the store's commit: an event killed between
-        the two is applied again after a restart, which intake's dedupe keys make harmless."""
+        """Apply every pending event that is due; answers how many were finished. The batch's
+        events are marked done together, in one commit, at its end: one killed before that is
+        applied again after a restart, which intake's dedupe keys make harmless."""
         if not self._connected():
             return 0
-        entries = self.journal.pending(self.clock.now(), limit=self.batch_size)
-        if not entries:  # no transaction to open (it would take the queue file's write lock)
-            if self.journal.backlog() == 0:
-                self.progress_at = self.clock.monotonic()
-            self._prune_if_due()
-            return 0
-        # Keeping up, the drainer leaves webhooks half the GIL; behind, it catches up flat out.
-        pace = None if self._behind(entries[0]) else self._pacing
         done: list[str] = []
-        committed = journal_part = False
         try:
-            with self._batches.intake_batch():
-                journal_part = True  # _drain handles the store's errors: any left are the journal's
-                finished = self._drain(entries, done, pace)
-                journal_part = False
-            committed = True
-        except sqlite3.Error as exc:
-            if journal_part:
-                raise
-            self._batch_not_committed(exc)  # the queue file's BEGIN or COMMIT
-            return 0
+            finished = self._drain(done)
         finally:
-            # Without batches every store call committed on its own: what was applied stays.
-            if committed or isinstance(self._batches, EachCallCommits):
-                self.journal.mark_all_done(done)
-        self._prune_if_due()
-        return finished
-
-    def _prune_if_due(self) -> None:
+            self.journal.mark_all_done(done)
         if self._prune.due():
             pruned = self.journal.prune(self.clock.now() - KEEP_HISTORY)
             if pruned:
                 log.info("journal_pruned", events=pruned, older_than_hours=48)
+        return finished
 
-    def _behind(self, oldest: JournalEntry) -> bool:
-        return self.clock.now() - oldest.received_at > CATCH_UP_AFTER
-
-    def _drain(self, entries: list[JournalEntry], done: list[str], pace: GilShare | None) -> int:
+    def _drain(self, done: list[str]) -> int:
         finished = 0
+        entries = self.journal.pending(self.clock.now())
+        if not entries and self.journal.backlog() == 0:
+            self.progress_at = self.clock.monotonic()
         for entry in entries:
             if self._stop.is_set():
                 break
-            if pace is not None:
-                pace.pause()  # the webhooks' turn on the GIL
             try:
-                with self._batches.intake_event():
-                    self.processor.apply(entry)
+                self.processor.apply(entry)
             except RetryableError as exc:
                 self._store_failed(entry, STORE_UNREACHABLE, str(exc))
                 break  # the store is struggling: stop hammering it until the back-off passed
@@ -166,18 +123,6 @@ class Drainer:
             self.progress_at = self.clock.monotonic()
             finished += 1
         return finished
-
-    def _batch_not_committed(self, exc: sqlite3.Error) -> None:
-        """A batch the queue file could not commit: nothing of it is in the store, its events
-        stay pending (applied again once the file takes writes)."""
-        self.store_problem = QUEUE_FILE_CORRUPT if is_corrupt(exc) else QUEUE_FILE_UNWRITABLE
-        self.last_error = describe(exc)
-        log.error(
-            "store_unusable",
-            problem=self.store_problem,
-            reason=self.last_error,
-            action="the batch was not committed; its events are kept pending",
-        )
 
     def _connected(self) -> bool:
         """Reach the store once (with back-off between tries); answers whether it is reached."""
@@ -243,7 +188,6 @@ class Drainer:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        self._pacing = GilShare(self.gil_share)  # in this thread: it counts this thread's CPU
         failures = 0
         while not self._stop.is_set():
             wait = self.idle_seconds
