@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import resend
 import structlog
 
 from notion_queue.clock import FakeClock
@@ -18,6 +19,7 @@ from notion_queue.intake.journal import Journal
 from notion_queue.intake.processor import IntakeProcessor
 from notion_queue.logs import configure_logging
 from notion_queue.mail.outbox import OutboxMailer
+from notion_queue.mail.resend_mailer import ResendMailer
 from notion_queue.models import NewRow, Status, Template
 from notion_queue.notion_setup import NotionSetup
 from notion_queue.sequences import Catalog, load_catalog
@@ -28,6 +30,7 @@ from notion_queue.store.postgres import PostgresStore
 from notion_queue.store.sqlite import SqliteStore
 from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.testing.fake_notion import FakeNotion
+from notion_queue.testing.fake_resend import FakeResend
 from notion_queue.unsubscribe import UnsubscribeTokens
 from notion_queue.worker import Worker, WorkerConfig
 from scripts.harness.pg_cluster import Cluster, start_cluster
@@ -247,3 +250,20 @@ def intake(
     drainer = Drainer(journal, IntakeProcessor(store, catalog, clock), clock)
     yield journal, drainer
     journal.close()
+
+
+@pytest.fixture
+def fake_resend(clock: FakeClock) -> FakeResend:
+    """Resend's API on the test's clock, at its default 2 requests/s."""
+    return FakeResend(clock, api_key="re_test_key", rate_limit=2, burst=2)
+
+
+@pytest.fixture
+def mailer(fake_resend: FakeResend, clock: FakeClock) -> Iterator[ResendMailer]:
+    """The real ResendMailer talking to `fake_resend`; the SDK's module globals it sets are
+    put back afterwards."""
+    saved = (resend.api_key, resend.api_url, resend.default_http_client)
+    mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
+    yield mailer
+    mailer.close()
+    resend.api_key, resend.api_url, resend.default_http_client = saved

@@ -3,11 +3,9 @@ or nothing, each email with its own tags and headers; the outbox keeps the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import resend
 
 from notion_queue.clock import FakeClock
 from notion_queue.errors import MaybeWritten, PermanentError
@@ -41,20 +39,6 @@ def email(n: int, to: str | None = None) -> OutgoingEmail:
 
 def batch_of(numbers: range | list[int]) -> Batch:
     return Batch.of((f"row-{n:04d}", email(n)) for n in numbers)
-
-
-@pytest.fixture
-def fake_resend(clock: FakeClock) -> FakeResend:
-    return FakeResend(clock, api_key="re_test_key", rate_limit=2, burst=2)
-
-
-@pytest.fixture
-def mailer(fake_resend: FakeResend, clock: FakeClock) -> Iterator[ResendMailer]:
-    saved = (resend.api_key, resend.api_url, resend.default_http_client)
-    mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
-    yield mailer
-    mailer.close()
-    resend.api_key, resend.api_url, resend.default_http_client = saved
 
 
 def test_both_mailers_can_send_batches(mailer: ResendMailer, tmp_path: Path) -> None:

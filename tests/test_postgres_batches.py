@@ -5,12 +5,10 @@ whose worker died is taken over by exactly one other worker and sent again as it
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import resend
 
 from notion_queue.batch_journal import KEY_WINDOW
 from notion_queue.clock import FakeClock
@@ -173,20 +171,6 @@ def test_the_next_wake_up_is_when_a_dead_workers_batch_may_be_taken_over(
 
 
 # workers
-
-
-@pytest.fixture
-def fake_resend(clock: FakeClock) -> FakeResend:
-    return FakeResend(clock, api_key="re_test_key", rate_limit=2, burst=2)
-
-
-@pytest.fixture
-def mailer(fake_resend: FakeResend, clock: FakeClock) -> Iterator[ResendMailer]:
-    saved = (resend.api_key, resend.api_url, resend.default_http_client)
-    mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
-    yield mailer
-    mailer.close()
-    resend.api_key, resend.api_url, resend.default_http_client = saved
 
 
 def batch_worker(

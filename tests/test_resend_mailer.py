@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 import resend
 from structlog.testing import capture_logs
 
@@ -19,20 +17,6 @@ from notion_queue.store.base import QueueStore
 from notion_queue.testing.fake_resend import FakeResend
 from notion_queue.worker import Worker
 from tests.conftest import WorkerFactory, new_row
-
-
-@pytest.fixture
-def fake_resend(clock: FakeClock) -> FakeResend:
-    return FakeResend(clock, api_key="re_test_key", rate_limit=2, burst=2)
-
-
-@pytest.fixture
-def mailer(fake_resend: FakeResend, clock: FakeClock) -> Iterator[ResendMailer]:
-    saved = (resend.api_key, resend.api_url, resend.default_http_client)
-    mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
-    yield mailer
-    mailer.close()
-    resend.api_key, resend.api_url, resend.default_http_client = saved
 
 
 def test_send_carries_idempotency_key_unsubscribe_headers_and_tags(

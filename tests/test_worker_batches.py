@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import resend
 
 from notion_queue.batch_journal import KEY_WINDOW, FileBatchJournal
 from notion_queue.clock import FakeClock
@@ -36,20 +35,6 @@ def sqlite(tmp_path: Path) -> Iterator[SqliteStore]:
     store = SqliteStore(tmp_path / "queue.sqlite3")
     yield store
     store.close()
-
-
-@pytest.fixture
-def fake_resend(clock: FakeClock) -> FakeResend:
-    return FakeResend(clock, api_key="re_test_key", rate_limit=2, burst=2)
-
-
-@pytest.fixture
-def mailer(fake_resend: FakeResend, clock: FakeClock) -> Iterator[ResendMailer]:
-    saved = (resend.api_key, resend.api_url, resend.default_http_client)
-    mailer = ResendMailer("re_test_key", clock, transport=fake_resend.transport())
-    yield mailer
-    mailer.close()
-    resend.api_key, resend.api_url, resend.default_http_client = saved
 
 
 def batch_worker(
