@@ -33,9 +33,16 @@ from notion_queue.models import (
     Status,
     Template,
 )
-from notion_queue.store.base import RowNotFound, UpsertResult
+from notion_queue.store.base import OutcomeRecord, RowNotFound, UpsertResult
 from notion_queue.store.postgres_schema import migrate
-from notion_queue.store.sql_records import contact_from, row_from, template_from, update_columns
+from notion_queue.store.sql_records import (
+    contact_from,
+    outcome_values,
+    row_from,
+    row_values,
+    template_from,
+    update_columns,
+)
 
 Record = dict[str, Any]
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -145,7 +152,9 @@ class PostgresStore:
         try:
             with self._connected().connection() as conn, conn.transaction():
                 for row in rows:
-                    found = conn.execute(_INSERT_ROW.encode(), _row_values(row)).fetchall()
+                    found = conn.execute(
+                        _INSERT_ROW.encode(), row_values(str(uuid.uuid4()), row, _ts)
+                    ).fetchall()
                     made.append(_row(found[0]))
         except psycopg_pool.PoolTimeout:
             raise RetryableError("PostgreSQL cannot be reached (DATABASE_URL)") from None
@@ -422,16 +431,8 @@ class PostgresStore:
             "INSERT INTO email_analytics (row_id, email_address, template_id, sequence, outcome,"
             " at, resend_email_id, error_message, lateness_seconds)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                row.id,
-                row.email,
-                row.template_id,
-                row.sequence,
-                outcome,
-                _ts(at),
-                message_id,
-                error,
-                lateness_seconds,
+            outcome_values(
+                row, OutcomeRecord(outcome, at, message_id, error, lateness_seconds), _ts
             ),
         )
 
@@ -506,26 +507,6 @@ _INSERT_ROW = (
     " expires_at, contact_id)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *"
 )
-
-
-def _row_values(row: NewRow) -> tuple[Any, ...]:
-    return (
-        str(uuid.uuid4()),
-        row.name,
-        row.email,
-        row.first_name,
-        row.sequence,
-        row.email_number,
-        row.template_id,
-        _ts(row.scheduled_time),
-        row.status.value,
-        _ts(row.sent_at),
-        row.error_message,
-        row.variables_json(),
-        row.dedupe_key,
-        _ts(row.expires_at),
-        row.contact_id,
-    )
 
 
 def _template(r: Record) -> Template:

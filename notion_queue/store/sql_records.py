@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from notion_queue.models import Contact, QueueRow, RowUpdate, Template
+from notion_queue.models import Contact, NewRow, QueueRow, RowUpdate, Template
+from notion_queue.store.base import OutcomeRecord
 
 
 class Record(Protocol):
@@ -87,3 +88,40 @@ def update_columns(update: RowUpdate, write_time: WriteTime) -> dict[str, Any]:
         "delivery": update.delivery,
     }
     return {k: v for k, v in columns.items() if v is not None}
+
+
+def row_values(row_id: str, row: NewRow, write_time: WriteTime) -> tuple[Any, ...]:
+    """A new row's columns in the order both stores' INSERT INTO email_queue names them."""
+    return (
+        row_id,
+        row.name,
+        row.email,
+        row.first_name,
+        row.sequence,
+        row.email_number,
+        row.template_id,
+        write_time(row.scheduled_time),
+        row.status.value,
+        write_time(row.sent_at),
+        row.error_message,
+        row.variables_json(),
+        row.dedupe_key,
+        write_time(row.expires_at),
+        row.contact_id,
+    )
+
+
+def outcome_values(row: QueueRow, record: OutcomeRecord, write_time: WriteTime) -> tuple[Any, ...]:
+    """An analytics row's columns: row_id, email_address, template_id, sequence, outcome, at,
+    resend_email_id, error_message, lateness_seconds."""
+    return (
+        row.id,
+        row.email,
+        row.template_id,
+        row.sequence,
+        record.outcome,
+        write_time(record.at),
+        record.message_id,
+        record.error,
+        record.lateness_seconds,
+    )

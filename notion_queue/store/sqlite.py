@@ -26,7 +26,14 @@ from notion_queue.models import (
 )
 from notion_queue.sqlite_faults import cannot_open, check_file, connect, corrupt_file, is_corrupt
 from notion_queue.store.base import OutcomeRecord, RowNotFound, UpsertResult
-from notion_queue.store.sql_records import contact_from, row_from, template_from, update_columns
+from notion_queue.store.sql_records import (
+    contact_from,
+    outcome_values,
+    row_from,
+    row_values,
+    template_from,
+    update_columns,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS email_queue (
@@ -163,7 +170,7 @@ class SqliteStore:
         with self._lock:
             try:
                 for row_id, row in zip(ids, rows, strict=True):
-                    self._db.execute(_INSERT_ROW, _row_values(row_id, row))
+                    self._db.execute(_INSERT_ROW, row_values(row_id, row, _ts))
                 self._db.commit()
             except BaseException:
                 if self._db.in_transaction:
@@ -248,7 +255,7 @@ class SqliteStore:
                 self._db.execute("SAVEPOINT mark")
                 try:
                     self._update(mark.row.id, mark.update)
-                    self._db.execute(_INSERT_OUTCOME, _outcome_values(mark.row, mark.outcome))
+                    self._db.execute(_INSERT_OUTCOME, outcome_values(mark.row, mark.outcome, _ts))
                 except (RowNotFound, sqlite3.Error) as exc:
                     self._db.execute("ROLLBACK TO mark")
                     mark.error = exc
@@ -395,7 +402,7 @@ class SqliteStore:
         lateness_seconds: float | None = None,
     ) -> None:
         record = OutcomeRecord(outcome, at, message_id, error, lateness_seconds)
-        self._write(_INSERT_OUTCOME, _outcome_values(row, record))
+        self._write(_INSERT_OUTCOME, outcome_values(row, record, _ts))
 
     def claim_lease(self, holder: str, now: datetime, ttl_seconds: float) -> str | None:
         expires = _ts(now + timedelta(seconds=ttl_seconds))
@@ -478,40 +485,6 @@ class _Mark:
 
 
 _INSERT_OUTCOME = "INSERT INTO email_analytics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-def _outcome_values(row: QueueRow, record: OutcomeRecord) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.email,
-        row.template_id,
-        row.sequence,
-        record.outcome,
-        _ts(record.at),
-        record.message_id,
-        record.error,
-        record.lateness_seconds,
-    )
-
-
-def _row_values(row_id: str, row: NewRow) -> tuple[Any, ...]:
-    return (
-        row_id,
-        row.name,
-        row.email,
-        row.first_name,
-        row.sequence,
-        row.email_number,
-        row.template_id,
-        _ts(row.scheduled_time),
-        row.status.value,
-        _ts(row.sent_at),
-        row.error_message,
-        row.variables_json(),
-        row.dedupe_key,
-        _ts(row.expires_at),
-        row.contact_id,
-    )
 
 
 def _template(r: sqlite3.Row) -> Template:
