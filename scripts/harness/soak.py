@@ -20,7 +20,6 @@ import random
 import re
 import signal
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +37,13 @@ from notion_queue.testing.fake_notion import FakeNotion
 from notion_queue.testing.fake_resend import FakeResend
 
 from .processes import free_port, process_group, wait_until
-from .soak_common import PRODUCTION_ENV, SoakVerdict, soak_env
+from .soak_common import (
+    PRODUCTION_ENV,
+    SoakVerdict,
+    run_worker_once,
+    soak_env,
+    wait_while_changing,
+)
 
 __all__ = ["SoakReport", "main", "run_soak"]
 
@@ -259,13 +264,7 @@ def run_soak(
             )
             # The last worker runs until nothing is queued or it only waits on deferred rows'
             # back-off (30 s and more): then it is stopped with SIGTERM.
-            last, last_change = queued_rows(), time.monotonic()
-            while last and time.monotonic() - last_change < STALL_SECONDS:
-                time.sleep(0.5)
-                if (now_queued := queued_rows()) != last:
-                    last, last_change = now_queued, time.monotonic()
-                if time.monotonic() > deadline:
-                    break
+            wait_while_changing(queued_rows, STALL_SECONDS, deadline, 0.5)
             worker.send_signal(signal.SIGTERM)
             if worker.wait(timeout=60) != 0:
                 report.problems.append(f"worker stopped by SIGTERM exited {worker.returncode}")
@@ -279,13 +278,8 @@ def run_soak(
                 if time.monotonic() > deadline:
                     report.problems.append(f"timed out with {queued} rows still queued")
                     break
-                once = procs.start("worker.py", "--once", log_name="worker.log")
+                run_worker_once(procs, deadline, "worker.log")
                 report.worker_runs += 1
-                try:
-                    once.wait(timeout=max(1.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    once.send_signal(signal.SIGTERM)
-                    once.wait(timeout=30)
             fake_notion.random_faults(0)
             fake_resend.random_faults(0)
 

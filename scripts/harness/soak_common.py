@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .processes import ProcessGroup
 
 # Production (MAIL_BACKEND=resend) wants a public https base URL and signed or rate-limited
 # website endpoints; a soak's load comes from one client, so no limit.
@@ -48,3 +54,27 @@ def soak_env(workdir: Path, port: int, sequences: Path, **settings: str) -> dict
     )
     env.update(settings)
     return env
+
+
+def wait_while_changing(
+    count: Callable[[], int], stall_seconds: float, deadline: float, every: float
+) -> None:
+    """Until `count()` (rows still queued) is 0, or has not changed for `stall_seconds` (the
+    worker only waits on deferred rows' back-off), or the deadline has passed."""
+    last, last_change = count(), time.monotonic()
+    while last and time.monotonic() - last_change < stall_seconds:
+        time.sleep(every)
+        if (now := count()) != last:
+            last, last_change = now, time.monotonic()
+        if time.monotonic() > deadline:
+            break
+
+
+def run_worker_once(procs: ProcessGroup, deadline: float, log_name: str) -> None:
+    """`worker.py --once`, stopped with SIGTERM if it is still running at the deadline."""
+    once = procs.start("worker.py", "--once", log_name=log_name)
+    try:
+        once.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        once.send_signal(signal.SIGTERM)
+        once.wait(timeout=30)

@@ -21,7 +21,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import httpx
 
 from .processes import free_port, process_group, wait_until
 from .soak import ROWS_PER_EVENT, sequences_file
-from .soak_common import SoakVerdict, soak_env
+from .soak_common import SoakVerdict, run_worker_once, soak_env, wait_while_changing
 
 __all__ = ["EmbeddedSoakReport", "run_embedded_soak"]
 
@@ -151,13 +150,7 @@ def run_embedded_soak(
             worker = procs.start("worker.py", log_name="worker.log")
             report.worker_runs += 1
 
-        last, last_change = _queued(db), time.monotonic()
-        while last and time.monotonic() - last_change < STALL_SECONDS:
-            time.sleep(0.2)
-            if (now_queued := _queued(db)) != last:
-                last, last_change = now_queued, time.monotonic()
-            if time.monotonic() > deadline:
-                break
+        wait_while_changing(lambda: _queued(db), STALL_SECONDS, deadline, 0.2)
         worker.send_signal(signal.SIGTERM)
         if worker.wait(timeout=60) != 0:
             report.problems.append(f"worker stopped by SIGTERM exited {worker.returncode}")
@@ -165,13 +158,8 @@ def run_embedded_soak(
             if time.monotonic() > deadline:
                 report.problems.append(f"timed out with {queued} rows still queued")
                 break
-            once = procs.start("worker.py", "--once", log_name="worker.log")
+            run_worker_once(procs, deadline, "worker.log")
             report.worker_runs += 1
-            try:
-                once.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                once.send_signal(signal.SIGTERM)
-                once.wait(timeout=30)
         report.send_seconds = round(time.monotonic() - send_started, 1)
 
     report.replayed_sends = _replayed_sends(workdir / "worker.log")

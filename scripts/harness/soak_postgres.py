@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -33,7 +32,13 @@ from notion_queue.testing.fake_resend import FakeResend
 from .pg_cluster import start_cluster
 from .processes import Service, free_port, process_group, wait_until
 from .soak import RESEND_FAULTS, ROWS_PER_EVENT, sequences_file
-from .soak_common import PRODUCTION_ENV, SoakVerdict, soak_env
+from .soak_common import (
+    PRODUCTION_ENV,
+    SoakVerdict,
+    run_worker_once,
+    soak_env,
+    wait_while_changing,
+)
 
 __all__ = ["PostgresSoakReport", "run_postgres_soak"]
 
@@ -150,13 +155,7 @@ def run_postgres_soak(
                     max(1.0, deadline - time.monotonic()),
                     "intake to drain",
                 )
-                last, last_change = _queued(database_url), time.monotonic()
-                while last and time.monotonic() - last_change < STALL_SECONDS:
-                    time.sleep(0.5)
-                    if (now_queued := _queued(database_url)) != last:
-                        last, last_change = now_queued, time.monotonic()
-                    if time.monotonic() > deadline:
-                        break
+                wait_while_changing(lambda: _queued(database_url), STALL_SECONDS, deadline, 0.5)
                 for worker in workers:
                     worker.send_signal(signal.SIGTERM)
                 for worker in workers:
@@ -170,13 +169,8 @@ def run_postgres_soak(
                         report.problems.append(f"timed out with {queued} rows still queued")
                         break
                     time.sleep(CLAIM_TTL_SECONDS)
-                    once = procs.start("worker.py", "--once", log_name="worker-once.log")
+                    run_worker_once(procs, deadline, "worker-once.log")
                     report.worker_runs += 1
-                    try:
-                        once.wait(timeout=max(1.0, deadline - time.monotonic()))
-                    except subprocess.TimeoutExpired:
-                        once.send_signal(signal.SIGTERM)
-                        once.wait(timeout=30)
                 fake_resend.random_faults(0)
         _check(report, database_url, fake_resend)
     finally:
