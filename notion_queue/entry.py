@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from notion_queue.worker import Worker
 
 
-def _settings_or_exit() -> Settings:
+def settings_or_exit() -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -39,21 +39,14 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     private_umask()
     parser = argparse.ArgumentParser(prog="server.py", description="The webhook server.")
     parser.parse_args(argv)
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
 
     import uvicorn
 
-    from notion_queue.intake.drainer import Drainer
+    from notion_queue.intake.drainer_process import DrainerProcess
     from notion_queue.intake.journal import Journal
-    from notion_queue.intake.processor import IntakeProcessor
-    from notion_queue.wakeup import Waker, WakingStore
     from notion_queue.web.app import create_app
-    from notion_queue.wiring import (
-        build_catalog,
-        build_store,
-        build_unsubscribe,
-        store_connector,
-    )
+    from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
 
     clock = SystemClock()
     log = get_logger("notion_queue.server")
@@ -66,21 +59,8 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     except NotionQueueError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2
-    # A row due before the worker's next poll wakes the worker on this host (wakeup.py).
-    waker = Waker(settings.state_dir, clock, settings.poll_interval_seconds)
-    drainer = Drainer(
-        journal,
-        IntakeProcessor(
-            WakingStore(store, waker),
-            catalog,
-            clock,
-            testing_mode=settings.testing_mode,
-            default_zone=settings.default_zone,
-            max_emails_per_day=settings.max_emails_per_day,
-        ),
-        clock,
-        connect=store_connector(store, catalog),
-    )
+    # The drainer runs in a process of its own (drainer_process.py), started with the app.
+    drainer = DrainerProcess(settings.state_dir, clock)
     app = create_app(
         settings,
         journal=journal,
@@ -101,6 +81,8 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        loop="uvloop",
+        http="httptools",
         timeout_graceful_shutdown=8,
         # request.client is the address X-Forwarded-For gives, when a trusted proxy sends it
         proxy_headers=True,
@@ -120,7 +102,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         "--once", action="store_true", help="run one poll cycle and exit (cron, tests)"
     )
     args = parser.parse_args(argv)
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
 
     from notion_queue.catalog_templates import check_stored_templates_waiting
     from notion_queue.templates import load_packaged_templates

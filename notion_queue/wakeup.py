@@ -15,6 +15,7 @@ import os
 import select
 import stat
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +31,7 @@ from notion_queue.models import (
     Status,
 )
 from notion_queue.store.base import ContactBook, RowQueue, UpsertResult
+from notion_queue.store.event_batches import event_batches
 
 log = get_logger(__name__)
 
@@ -118,17 +120,43 @@ class WakingStore:
     def __init__(self, store: IntakeRoles, waker: Waker) -> None:
         self.store = store
         self.waker = waker
+        self._batches = event_batches(store)
+        self._in_batch = False
+        self._wake_after_batch = False
+
+    @contextmanager
+    def intake_batch(self) -> Iterator[None]:
+        """The store's batch; a wake its rows call for waits for its commit, so the worker
+        finds them when it looks."""
+        with self._batches.intake_batch():
+            self._in_batch, self._wake_after_batch = True, False
+            try:
+                yield
+            finally:
+                self._in_batch = False
+        if self._wake_after_batch:
+            self._wake_after_batch = False
+            self.waker.wake()
+
+    def intake_event(self) -> AbstractContextManager[None]:
+        return self._batches.intake_event()
+
+    def _rows_added(self, rows: Sequence[NewRow]) -> None:
+        if not any(self.waker.due_before_next_poll(row) for row in rows):
+            return
+        if self._in_batch:
+            self._wake_after_batch = True
+        else:
+            self.waker.wake()
 
     def add_row(self, row: NewRow) -> QueueRow:
         added = self.store.add_row(row)
-        if self.waker.due_before_next_poll(row):
-            self.waker.wake()
+        self._rows_added([row])
         return added
 
     def add_rows(self, rows: Sequence[NewRow]) -> list[QueueRow]:
         added = self.store.add_rows(rows)
-        if any(self.waker.due_before_next_poll(row) for row in rows):
-            self.waker.wake()
+        self._rows_added(rows)
         return added
 
     def due_rows(

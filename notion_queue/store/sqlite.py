@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,6 +122,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._marks_lock = threading.Lock()
         self._marks: list[_Mark] = []  # marks waiting for the next group commit
+        self._batch: _Batch | None = None  # an intake batch's open transaction (intake_batch)
         with self._lock:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -158,7 +160,68 @@ class SqliteStore:
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         with self._lock:
             self._db.execute(sql, params)
+            self._commit()
+
+    def _commit(self) -> None:
+        """Commit, unless an intake batch is open: then its end commits (intake_batch)."""
+        if self._batch is None:
             self._db.commit()
+
+    @contextmanager
+    def intake_batch(self) -> Iterator[None]:
+        """One transaction (BEGIN IMMEDIATE: the worker's writes wait, no stale read) for a
+        drained batch of events, committed at the end: one fsync. It holds the store's lock
+        throughout, so the server's other threads (queue page) wait for it and never see or
+        commit its writes half-way; the drainer keeps batches short."""
+        with self._lock:
+            if self._batch is not None:
+                raise RuntimeError("an intake batch is open already")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch = _Batch()
+            try:
+                yield
+                if self._batch.lost is not None:  # SQLite rolled the transaction back itself
+                    raise self._batch.lost
+                self._db.commit()
+            except BaseException:
+                if self._db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._db.rollback()
+                raise
+            finally:
+                self._batch = None
+
+    @contextmanager
+    def intake_event(self) -> Iterator[None]:
+        """A savepoint inside intake_batch: one event's writes go, or all of them stay."""
+        with self._lock:
+            batch = self._batch
+            if batch is None:
+                raise RuntimeError("intake_event() is only for inside intake_batch()")
+            if batch.lost is not None:
+                raise batch.lost
+            batch.events += 1
+            savepoint = f"intake_event_{batch.events}"
+            self._db.execute(f"SAVEPOINT {savepoint}")
+            try:
+                yield
+            except BaseException as exc:
+                self._roll_back_event(batch, savepoint, exc)
+                raise
+            self._db.execute(f"RELEASE {savepoint}")
+
+    def _roll_back_event(self, batch: _Batch, savepoint: str, cause: BaseException) -> None:
+        if self._db.in_transaction:
+            self._db.execute(f"ROLLBACK TO {savepoint}")
+            self._db.execute(f"RELEASE {savepoint}")
+            return
+        # A full disk or an I/O error can make SQLite roll back the whole transaction: the
+        # batch's earlier events are gone too, and its end must not pass for a commit.
+        batch.lost = (
+            cause
+            if isinstance(cause, sqlite3.Error)
+            else sqlite3.OperationalError(f"the batch was rolled back by {cause!r}")
+        )
 
     # rows
 
@@ -171,12 +234,16 @@ class SqliteStore:
             try:
                 for row_id, row in zip(ids, rows, strict=True):
                     self._db.execute(_INSERT_ROW, row_values(row_id, row, _ts))
-                self._db.commit()
+                self._commit()
             except BaseException:
-                if self._db.in_transaction:
+                if self._db.in_transaction and self._batch is None:  # a batch: its savepoint
                     self._db.rollback()
                 raise
-            return [self.get_row(row_id) for row_id in ids]
+            # One read for the event's rows, not one each.
+            marks = ", ".join("?" for _ in ids)
+            sql = f"SELECT * FROM email_queue WHERE id IN ({marks})"  # noqa: S608
+            by_id = {r["id"]: _row(r) for r in self._query(sql, tuple(ids))}
+            return [by_id[row_id] for row_id in ids]
 
     def due_rows(
         self, until: datetime, *, page_size: int = 100, after: QueueRow | None = None
@@ -260,9 +327,9 @@ class SqliteStore:
                     self._db.execute("ROLLBACK TO mark")
                     mark.error = exc
                 self._db.execute("RELEASE mark")
-            self._db.commit()
+            self._commit()
         except BaseException as exc:
-            if self._db.in_transaction:
+            if self._db.in_transaction and self._batch is None:
                 self._db.rollback()
             for mark in batch:
                 mark.error = mark.error or exc
@@ -290,9 +357,9 @@ class SqliteStore:
         """`write`'s statements committed together, or rolled back together when it raises."""
         try:
             write()
-            self._db.commit()
+            self._commit()
         except BaseException:
-            if self._db.in_transaction:
+            if self._db.in_transaction and self._batch is None:  # a batch: its savepoint
                 self._db.rollback()
             raise
 
@@ -377,7 +444,7 @@ class SqliteStore:
                     f"UPDATE contacts SET {assignments} WHERE email = ?",  # noqa: S608
                     (*changes.values(), email),
                 )
-            self._db.commit()
+            self._commit()
             contact = self.find_contact(email)
         assert contact is not None
         if existing is None:
@@ -463,6 +530,14 @@ class SqliteStore:
             ),
         )
         return "created" if existing is None else "updated"
+
+
+class _Batch:
+    """An open intake batch: its savepoints so far, and the error that lost it, if one did."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.lost: sqlite3.Error | None = None
 
 
 _INSERT_ROW = (

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from notion_queue import metrics
 from notion_queue.clock import Clock
-from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.drainer import IntakeDrainer
 from notion_queue.intake.handlers import Handler, build_handlers
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
@@ -104,7 +104,7 @@ def create_app(
     settings: Settings,
     *,
     journal: Journal,
-    drainer: Drainer | None,
+    drainer: IntakeDrainer | None,
     clock: Clock,
     unsubscribe: UnsubscribeTokens | None = None,
     catalog: Catalog | None = None,

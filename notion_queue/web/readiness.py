@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.drainer import IntakeDrainer
 from notion_queue.intake.journal import Journal
 from notion_queue.sqlite_faults import describe, is_corrupt
 from notion_queue.worker_status import is_sending_paused, is_waiting_for_store
@@ -26,10 +26,12 @@ WORKER_WAITING = "worker waiting for the store"
 
 
 def readiness(
-    journal: Journal, drainer: Drainer | None, worker: dict[str, Any] | None
+    journal: Journal, drainer: IntakeDrainer | None, worker: dict[str, Any] | None
 ) -> tuple[bool, dict[str, Any]]:
-    """(ready, the body of /readyz). Reads the journal: call it off the event loop. `worker` is
-    the worker's status file as `worker_status.read_status` answers it."""
+    """(ready, the body of /readyz). Reads the journal (and the drainer process's status file):
+    call it off the event loop. `worker` is the worker's status file as
+    `worker_status.read_status` answers it."""
+    state = drainer.state() if drainer is not None else None
     reasons: list[str] = []
     backlog: int | None = None
     read_error = ""
@@ -37,8 +39,8 @@ def readiness(
         backlog = journal.backlog()
     except sqlite3.Error as exc:  # a corrupt file is noted in journal.corrupt by the read
         read_error = "" if is_corrupt(exc) else describe(exc)
-    if drainer is not None and not read_error:
-        read_error = drainer.journal_error
+    if state is not None and not read_error:
+        read_error = state.journal_error
     if journal.corrupt:
         reasons.append(JOURNAL_CORRUPT)
     if journal.write_error:
@@ -46,10 +48,10 @@ def readiness(
     if read_error and not reasons:
         reasons.append(JOURNAL_UNREADABLE)
     journal_error = journal.corrupt or journal.write_error or read_error
-    if drainer is not None:
-        if drainer.store_problem:
-            reasons.append(drainer.store_problem)
-        idle = drainer.clock.monotonic() - drainer.progress_at
+    if state is not None:
+        if state.store_problem:
+            reasons.append(state.store_problem)
+        idle = state.idle_seconds
         if backlog and idle > STALL_SECONDS:
             reasons.append(f"{DRAINER_STALLED} for {idle:.0f} s with {backlog} events waiting")
     if is_waiting_for_store(worker):
@@ -63,7 +65,7 @@ def readiness(
         "reasons": reasons,
         "journal_backlog": backlog,
         "journal_error": journal_error,
-        "store_ok": drainer.store_ok if drainer is not None else True,
-        "last_error": drainer.last_error if drainer is not None else "",
+        "store_ok": state.store_ok if state is not None else True,
+        "last_error": state.last_error if state is not None else "",
         "worker": worker,
     }

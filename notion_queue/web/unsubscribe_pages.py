@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from notion_queue.clock import Clock
-from notion_queue.intake.drainer import Drainer
+from notion_queue.intake.drainer import IntakeDrainer
 from notion_queue.intake.journal import Journal
 from notion_queue.intake.journaling import RETRY_AFTER_SECONDS, journal_event
 from notion_queue.logs import get_logger
@@ -48,7 +48,7 @@ def invalid_link() -> HTMLResponse:
 def unsubscribe_routes(
     tokens: UnsubscribeTokens,
     journal: Journal,
-    drainer: Drainer | None,
+    drainer: IntakeDrainer | None,
     clock: Clock,
 ) -> list[Route]:
     async def show(request: Request) -> Response:
