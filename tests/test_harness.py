@@ -80,3 +80,21 @@ def test_waiting_treats_a_server_not_yet_listening_as_not_yet() -> None:
 def test_waiting_in_vain_names_what_it_waited_for() -> None:
     with pytest.raises(TimeoutError, match="the server to start"):
         wait_until(lambda: False, timeout=0, what="the server to start")
+
+
+def test_the_steal_meter_reports_the_share_of_cpu_time_the_host_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts.harness import cpu_steal
+
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(cpu_steal, "PROC_STAT", stat)
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n")
+    meter = cpu_steal.StealMeter()
+    stat.write_text("cpu  160 0 70 900 10 0 0 110 0 0\ncpu0 80 0 35 450 5 0 0 55 0 0\n")
+
+    assert meter.percent() == 28.0  # 70 stolen of 250 jiffies
+
+    stat.write_text("not linux\n")
+    assert cpu_steal.cpu_times() == (0, 0)

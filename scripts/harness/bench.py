@@ -1413,14 +1413,16 @@ def embedded_markdown(section: dict[str, Any]) -> str:
         "",
         f"CPU per email, largest size ÷ smallest: {drain['cpu_growth']} (goal ≤ 1.2)",
         "",
-        "| intake events/s | 202 p99 ms | lag p99 s | refused | backlog max | drained after s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| intake events/s | 202 p99 ms | lag p99 s | refused | backlog max | drained after s "
+        "| CPU stolen by the host % |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for i in section["intake"]:
         lines.append(
             f"| {i['rate_per_second']:g} | {i['p99_ms']} | {i['lag_p99_seconds']} | "
             f"{i['refused']} | {i['backlog_max']} | "
-            f"{i['drained_seconds_after_load'] or str(i['backlog_left']) + ' left'} |"
+            f"{i['drained_seconds_after_load'] or str(i['backlog_left']) + ' left'} | "
+            f"{i.get('cpu_steal_percent', '')} |"
         )
     for name in ("embedded", "notion"):
         first = section[f"first_email_{name}"]

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from .cpu_steal import StealMeter
 from .processes import free_port, wait_until
 
 HARNESS = Path(__file__).resolve().parent
@@ -125,7 +126,8 @@ def bench_intake(
         result = _intake_at(rate, config, workdir / f"intake-{rate:g}", running)
         say(
             f"embedded: intake {rate:g}/s: p99 {result['p99_ms']} ms, lag p99 "
-            f"{result['lag_p99_seconds']} s, refused {result['refused']}"
+            f"{result['lag_p99_seconds']} s, refused {result['refused']}, CPU stolen by the "
+            f"host {result['cpu_steal_percent']} %"
         )
         results.append(result)
     return results
@@ -149,6 +151,7 @@ def _intake_at(rate: float, config: EmbeddedConfig, folder: Path, running: Any) 
         wait_until(lambda: _ready(url), 60, "the embedded server")
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        steal = StealMeter()
         load = subprocess.run(
             [
                 sys.executable,
@@ -163,6 +166,7 @@ def _intake_at(rate: float, config: EmbeddedConfig, folder: Path, running: Any) 
             cwd=folder,
             timeout=config.intake_seconds + 300,
         )
+        stolen = steal.percent()
         stop.set()
         sampler.join()
         ended = time.monotonic()
@@ -191,6 +195,7 @@ def _intake_at(rate: float, config: EmbeddedConfig, folder: Path, running: Any) 
         "drained_seconds_after_load": round(drained_after, 2) if drained_after else None,
         "backlog_left": left,
         "server_peak_rss_kib": server.peak_kib,
+        "cpu_steal_percent": stolen,
     }
 
 
