@@ -55,6 +55,7 @@ class WakeListener:
         # Our own writer keeps the FIFO open, so a server that closes its end is no end of file.
         self._read = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         self._write = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        self._closed = False
 
     def wait(self, seconds: float) -> bool:
         """Wait up to `seconds`; True when poked (every poke so far is taken)."""
@@ -67,11 +68,15 @@ class WakeListener:
         return True
 
     def poke(self) -> None:
-        """Wake our own wait (stop())."""
+        """Wake our own wait (stop()). A no-op once closed: a second stop signal can come after
+        close(), and the descriptor's number may by then name another open file (the queue's)."""
+        if self._closed:
+            return
         with contextlib.suppress(BlockingIOError):  # full: a wake is pending already
             os.write(self._write, b"!")
 
     def close(self) -> None:
+        self._closed = True  # first: a signal handler that pokes from here on does nothing
         for fd in (self._read, self._write):
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -95,3 +95,18 @@ def test_with_no_worker_on_this_host_the_server_carries_on(
     listener = WakeListener(tmp_path)
     listener.close()  # a worker that stopped: the FIFO stays, nobody reads it
     assert waker.wake() is False
+
+
+def test_a_stop_signal_after_the_worker_closed_its_fifo_writes_nothing_anywhere(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C under `make run`: the worker gets SIGINT from the terminal and then SIGTERM from
+    run_local.py; the second handler's poke came after close(), raised EBADF (a traceback and
+    exit 1), and once the number was reused it would have written into that file."""
+    listener = WakeListener(tmp_path)
+    listener.close()
+    reused = tmp_path / "queue.sqlite3"
+    with reused.open("wb") as other:  # takes the lowest free numbers: the FIFO's
+        listener.poke()
+        other.flush()
+    assert reused.read_bytes() == b""

@@ -1,7 +1,7 @@
 """The drainer: turns journaled events into contacts and rows, retrying while the store errors.
 
 It runs in a thread (the store is synchronous): in the server's own drainer process
-(`drainer_main.py`, started by `drainer_process.py`), or in the test's process. It picks up
+(`drainer_child.py`, started by `drainer_process.py`), or in the test's process. It picks up
 whatever a previous run left unfinished after a restart. A store that cannot be reached or is
 set up wrong keeps every event pending, never rejects one: `store_problem` says why for /readyz,
 and the events are applied once the store answers.
