@@ -87,6 +87,7 @@ class DrainerProcess:
     def stop(self, timeout: float = 10) -> None:
         """Close the pipe (the child finishes the event in hand and exits); SIGKILL a child
         still running after `timeout` seconds."""
+        deadline = self.clock.monotonic() + timeout
         self._stopping.set()
         self._close_pipe()
         if self._watcher is not None:
@@ -95,7 +96,7 @@ class DrainerProcess:
         if process is None:
             return
         try:
-            process.wait(timeout)
+            process.wait(max(0.0, deadline - self.clock.monotonic()))
         except subprocess.TimeoutExpired:
             log.warning("drainer_killed", pid=process.pid, after_seconds=timeout)
             process.kill()
