@@ -44,18 +44,13 @@ def server_main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from notion_queue.intake.drainer_process import DrainerProcess
-    from notion_queue.intake.journal import Journal
     from notion_queue.web.app import create_app
-    from notion_queue.wiring import build_catalog, build_store, build_unsubscribe
+    from notion_queue.wiring import build_unsubscribe, open_intake
 
     clock = SystemClock()
     log = get_logger("notion_queue.server")
     try:
-        catalog = build_catalog(settings)
-        # Neither makes a request: the server starts, and journals webhooks, while Notion is
-        # down; the drainer reaches the store when it answers.
-        store = build_store(settings, clock)
-        journal = Journal(settings.state_dir / "intake.sqlite3")
+        catalog, store, journal = open_intake(settings, clock)
     except NotionQueueError as exc:
         print(f"notion-queue: {exc}", file=sys.stderr)
         return 2

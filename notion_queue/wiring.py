@@ -10,6 +10,7 @@ from notion_queue.batch_journal import BatchJournal, FileBatchJournal
 from notion_queue.catalog_templates import stored_templates_check
 from notion_queue.clock import Clock
 from notion_queue.event_fields import url_field_names
+from notion_queue.intake.journal import Journal
 from notion_queue.link_guard import check_template_links, link_targets
 from notion_queue.mail.base import Mailer
 from notion_queue.mail.outbox import OutboxMailer
@@ -25,6 +26,8 @@ from notion_queue.templates import TemplateSource, load_packaged_templates
 from notion_queue.test_sends import template_jobs
 from notion_queue.unsubscribe import UnsubscribeTokens, load_secret
 from notion_queue.worker import Worker, WorkerConfig, batch_size_for, new_worker_id
+
+JOURNAL_FILE = "intake.sqlite3"  # in STATE_DIR
 
 
 def build_store(
@@ -51,6 +54,18 @@ def build_store(
         contacts_db_id=str(settings.notion_contacts_db_id),
         workers_db_id=str(settings.notion_workers_db_id),
         analytics_db_id=settings.notion_analytics_db_id,
+    )
+
+
+def open_intake(settings: Settings, clock: Clock) -> tuple[Catalog, QueueStore, Journal]:
+    """What the server and its drainer process both open at start: the catalog, the store and
+    the intake journal. None of it makes a request: they start while Notion is down, and the
+    drainer reaches the store when it answers. Raises NotionQueueError (a bad catalog, a
+    damaged file)."""
+    return (
+        build_catalog(settings),
+        build_store(settings, clock),
+        Journal(settings.state_dir / JOURNAL_FILE),
     )
 
 

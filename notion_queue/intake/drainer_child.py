@@ -69,10 +69,9 @@ def main() -> int:
     from notion_queue.entry import settings_or_exit
     from notion_queue.intake.drainer import Drainer
     from notion_queue.intake.drainer_status import DrainerStatusFile
-    from notion_queue.intake.journal import Journal
     from notion_queue.intake.processor import IntakeProcessor
     from notion_queue.wakeup import Waker, WakingStore
-    from notion_queue.wiring import build_catalog, build_store, store_connector
+    from notion_queue.wiring import open_intake, store_connector
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -87,9 +86,7 @@ def main() -> int:
         if not locked:
             return 0
         try:
-            catalog = build_catalog(settings)
-            store = build_store(settings, clock)
-            journal = Journal(settings.state_dir / "intake.sqlite3")
+            catalog, store, journal = open_intake(settings, clock)
         except NotionQueueError as exc:
             print(f"notion-queue drainer: {exc}", file=sys.stderr)
             return 2
