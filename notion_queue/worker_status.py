@@ -10,13 +10,12 @@ live here and nowhere else:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from notion_queue.clock import Clock
-from notion_queue.private_files import private_file
+from notion_queue.json_files import read_json_object, replace_json
 
 FILE_NAME = "worker-status.json"  # in STATE_DIR
 OutcomeName = TypeVar("OutcomeName", bound=str)
@@ -60,18 +59,12 @@ class StatusFile:
     def _write(self, status: dict[str, Any]) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_suffix(".tmp")
-        private_file(tmp).write_text(json.dumps(status))
-        tmp.replace(self.path)  # a reader sees the old file or the new one, never half of one
+        replace_json(self.path, status)
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:
     """The worker's last word, or None when there is none (no worker on this host yet)."""
-    try:
-        status = json.loads(status_path(state_dir).read_text())
-    except (OSError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
+    return read_json_object(status_path(state_dir))
 
 
 def is_waiting_for_store(status: Mapping[str, Any] | None) -> bool:

@@ -10,14 +10,13 @@ read live here and nowhere else:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from notion_queue.intake.drainer import DrainerState
-from notion_queue.private_files import private_file
+from notion_queue.json_files import read_json_object, replace_json
 
 FILE_NAME = "drainer-status.json"  # in STATE_DIR
 REFRESH_SECONDS = 1.0  # rewritten this often even when nothing changed (idle_seconds moves on)
@@ -47,19 +46,17 @@ class DrainerStatusFile:
             return
         record: dict[str, Any] = {"pid": self.pid, **asdict(state)}
         record["at"] = state.at.isoformat()
-        tmp = self.path.with_suffix(".tmp")
-        private_file(tmp).write_text(json.dumps(record))
-        tmp.replace(self.path)  # a reader sees the old file or the new one, never half of one
+        replace_json(self.path, record)
         self._written, self._written_at = problems, state.at
 
 
 def read_drainer_status(state_dir: Path, pid: int) -> DrainerState | None:
     """What the drainer process `pid` last wrote; None when it wrote nothing yet (a file left by
     an earlier process is not its word)."""
+    record = read_json_object(drainer_status_path(state_dir))
+    if record is None or record.get("pid") != pid:
+        return None
     try:
-        record = json.loads(drainer_status_path(state_dir).read_text())
-        if not isinstance(record, dict) or record.get("pid") != pid:
-            return None
         return DrainerState(
             store_problem=str(record["store_problem"]),
             last_error=str(record["last_error"]),
@@ -67,5 +64,5 @@ def read_drainer_status(state_dir: Path, pid: int) -> DrainerState | None:
             idle_seconds=float(record["idle_seconds"]),
             at=datetime.fromisoformat(record["at"]),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
